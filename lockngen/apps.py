@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LockNGenConfig(AppConfig):
+    name = "lockngen"
+    verbose_name = "LockN Gen"

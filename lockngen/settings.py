@@ -1,0 +1,148 @@
+"""LockN Gen settings: every environment variable is read here, once, with laptop defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+# A laptop default only; any deployment sets DJANGO_SECRET_KEY.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-only-insecure-lockngen-key-change-me"
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "lockngen",
+    "progress",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "lockngen.urls"
+ASGI_APPLICATION = "lockngen.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=60,
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The monitor and daphne write the same file: wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+# Namespaces our Redis keys and channel-layer names, so tests and installs can share a server.
+REDIS_PREFIX = os.environ.get("LOCKNGEN_REDIS_PREFIX") or "lockngen"
+
+CHANNEL_LAYERS = {
+    "default": {
+        # The pub/sub layer fans a group message out once per process instead of once per
+        # channel, and never drops silently (relay-performance.md).
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:layer"},
+    }
+}
+
+COMFYUI_URL = (os.environ.get("COMFYUI_URL") or "http://127.0.0.1:8188").rstrip("/")
+# Every prompt carries the monitor's clientId: ComfyUI routes a prompt's events to it alone.
+COMFYUI_CLIENT_ID = os.environ.get("COMFYUI_CLIENT_ID") or "lockngen-monitor"
+COMFYUI_HTTP_TIMEOUT = env_float("COMFYUI_HTTP_TIMEOUT", 10.0)
+
+LOCKNGEN = {
+    # Previews are throttled per generation (latest wins) to at most this many per second.
+    "PREVIEW_MAX_PER_SECOND": env_float("LOCKNGEN_PREVIEW_MAX_PER_SECOND", 4.0),
+    "PREVIEW_TTL_SECONDS": env_int("LOCKNGEN_PREVIEW_TTL_SECONDS", 3600),
+    "STATE_TTL_SECONDS": env_int("LOCKNGEN_STATE_TTL_SECONDS", 7 * 24 * 3600),
+    # Progress rows are written at most this often per generation; state changes at once.
+    "PROGRESS_WRITE_INTERVAL": env_float("LOCKNGEN_PROGRESS_WRITE_INTERVAL", 1.0),
+    "RECONNECT_MAX_DELAY": env_float("LOCKNGEN_RECONNECT_MAX_DELAY", 30.0),
+    # Client frames larger than this get an error frame (daphne closes at 1 MiB anyway).
+    "MAX_CLIENT_FRAME": env_int("LOCKNGEN_MAX_CLIENT_FRAME", 4096),
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT") or BASE_DIR / "media")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOCKNGEN_LOG_LEVEL", "INFO")},
+}

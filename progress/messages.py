@@ -1,0 +1,80 @@
+"""Our message format, as sent to browsers on /api/ws/progress."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Literal, TypedDict
+
+MessageType = Literal[
+    "generation.queued",
+    "generation.started",
+    "generation.progress",
+    "generation.completed",
+    "generation.failed",
+    "generation.cancelled",
+    "generation.snapshot",
+]
+
+QUEUED: MessageType = "generation.queued"
+STARTED: MessageType = "generation.started"
+PROGRESS: MessageType = "generation.progress"
+COMPLETED: MessageType = "generation.completed"
+FAILED: MessageType = "generation.failed"
+CANCELLED: MessageType = "generation.cancelled"
+SNAPSHOT: MessageType = "generation.snapshot"
+
+LIVE_TYPES: tuple[MessageType, ...] = (QUEUED, STARTED, PROGRESS, COMPLETED, FAILED, CANCELLED)
+TERMINAL_TYPES: tuple[MessageType, ...] = (COMPLETED, FAILED, CANCELLED)
+
+
+class GenerationData(TypedDict):
+    status: str
+    progress: int
+    currentNode: str | None
+    step: int | None
+    totalSteps: int | None
+    previewUrl: str | None
+    error: str | None
+    images: list[str]
+    queuePosition: int | None
+
+
+class Message(TypedDict):
+    type: MessageType
+    generationId: str
+    seq: int
+    timestamp: str
+    data: GenerationData
+
+
+def iso_timestamp(epoch_seconds: float) -> str:
+    """UTC with milliseconds and a Z, as in the contract's example."""
+    moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def preview_url(generation_id: str, seq: int) -> str:
+    # The seq makes each new preview a new URL, so browsers never show a cached old one.
+    return f"/api/generations/{generation_id}/preview?seq={seq}"
+
+
+def make_message(
+    kind: MessageType, generation_id: str, seq: int, data: GenerationData, now: float
+) -> Message:
+    return {
+        "type": kind,
+        "generationId": generation_id,
+        "seq": seq,
+        "timestamp": iso_timestamp(now),
+        "data": data,
+    }
+
+
+def dumps(message: Message | dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+def as_snapshot(message: Message) -> Message:
+    """The current state of a generation, in the shape of its last message."""
+    return {**message, "type": SNAPSHOT}

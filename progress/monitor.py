@@ -1,0 +1,341 @@
+"""The monitor: ComfyUI's WebSocket → tracker → publisher, in one long-lived event loop.
+
+A thin shell around the pure parts: ``comfy.protocol`` decodes, ``tracker`` decides,
+``publisher`` and ``rows`` carry out. The socket is read by websocket-client in a thread
+that hands frames to the loop; everything else runs in the loop, one frame at a time, so a
+generation's messages keep ComfyUI's order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import websocket
+from asgiref.sync import sync_to_async
+
+from progress import messages as m
+from progress import rows
+from progress.comfy import protocol as p
+from progress.comfy.client import ComfyClient, ComfyUnavailable
+from progress.publisher import Publisher
+from progress.tracker import (
+    Effect,
+    FetchOutputs,
+    GenerationState,
+    ImageRef,
+    Publish,
+    Reconcile,
+    StorePreview,
+    Tracker,
+    error_text,
+    final_images,
+    output_images,
+)
+
+log = logging.getLogger("lockngen.monitor")
+
+# A queued generation that neither /queue nor /history knows is declared lost only after
+# this long: its row is written just before POST /prompt, so a young one may be in flight.
+LOST_GRACE_SECONDS = 60.0
+_CLOSED = object()  # the reader thread's "socket gone" marker
+# A silent socket is pinged after this long, and given up after twice this long: a ComfyUI
+# host that vanishes without a FIN must not leave the monitor waiting forever.
+READ_TIMEOUT = 20.0
+
+
+def ws_url(comfy_url: str, client_id: str) -> str:
+    base = comfy_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return f"{base}/ws?clientId={client_id}"
+
+
+def backoff_delay(attempt: int, max_delay: float) -> float:
+    """Exponential backoff with jitter, so monitors do not reconnect in lockstep."""
+    return min(max_delay, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class Monitor:
+    def __init__(
+        self,
+        *,
+        comfy_url: str,
+        client_id: str,
+        publisher: Publisher,
+        tracker: Tracker,
+        client: ComfyClient,
+        progress_write_interval: float = 1.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.comfy_url = comfy_url
+        self.client_id = client_id
+        self.publisher = publisher
+        self.tracker = tracker
+        self.client = client
+        self.progress_write_interval = progress_write_interval
+        self.max_backoff = max_backoff
+        self.stopping = asyncio.Event()
+        self._ws: websocket.WebSocket | None = None
+        self._dirty: dict[str, GenerationState] = {}
+        self._foreign: OrderedDict[str, None] = OrderedDict()  # prompt ids that are not ours
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        flusher = asyncio.create_task(self._flush_loop())
+        attempt = 0
+        try:
+            while not self.stopping.is_set():
+                connected = await self._session()
+                attempt = 0 if connected else attempt + 1
+                if not self.stopping.is_set():
+                    delay = backoff_delay(attempt, self.max_backoff)
+                    log.info("reconnecting to ComfyUI in %.1fs", delay)
+                    await self._sleep(delay)
+        finally:
+            flusher.cancel()
+            await self._flush_dirty()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.abort()  # unblocks the reader thread's recv
+            except Exception:  # noqa: BLE001 - the socket may already be gone
+                pass
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _session(self) -> bool:
+        """One connection to ComfyUI, from connect to loss; False if it never connected."""
+        url = ws_url(self.comfy_url, self.client_id)
+        try:
+            # UTF-8 is checked by our decoder: a bad frame is skipped, not a dropped socket.
+            ws = await asyncio.to_thread(
+                websocket.create_connection, url, timeout=10, skip_utf8_validation=True
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure to connect means "try later"
+            log.warning("cannot reach ComfyUI at %s: %s", url, exc)
+            return False
+        self._ws = ws
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        reader = threading.Thread(
+            target=_read_frames, args=(ws, asyncio.get_running_loop(), queue), daemon=True
+        )
+        ws.settimeout(READ_TIMEOUT)
+        reader.start()
+        log.info("connected to ComfyUI at %s", url)
+        try:
+            # Flags are per socket: re-sent on every connection, or previews lose prompt ids.
+            await asyncio.to_thread(ws.send, m.dumps(p.FEATURE_FLAGS_HELLO))
+            await self._guard(self.reconcile())
+            await self._consume(queue)
+        finally:
+            self._ws = None
+            try:
+                ws.abort()
+            except Exception:  # noqa: BLE001
+                pass
+        return True
+
+    async def _consume(self, queue: asyncio.Queue[Any]) -> None:
+        while not self.stopping.is_set():
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=0.05)
+            except TimeoutError:
+                await self._guard(self._apply(self.tracker.tick(time.time())))
+                continue
+            if item is _CLOSED:
+                log.warning("ComfyUI connection lost")
+                return
+            opcode, data = item
+            await self._guard(self.on_frame(data, binary=opcode == websocket.ABNF.OPCODE_BINARY))
+
+    async def _guard(self, work: Any) -> None:
+        """Nothing ComfyUI sends, and no failed write, may kill the monitor."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("monitor step failed; going on")
+
+    # ------------------------------------------------------------------ frames
+
+    async def on_frame(self, data: str | bytes, *, binary: bool) -> None:
+        try:
+            event = p.decode(data, binary=binary)
+        except p.ProtocolError as exc:
+            log.warning("skipping malformed ComfyUI frame: %s", exc)
+            return
+        await self._ensure_tracked(getattr(event, "prompt_id", None))
+        await self._apply(self.tracker.handle(event, time.time()))
+        if isinstance(event, p.Status) and event.sid is None:
+            await self.refresh_queue()  # the queue changed: new generations, new positions
+
+    async def _ensure_tracked(self, prompt_id: str | None) -> None:
+        """Events can beat POST /prompt's answer: look the prompt up in our database."""
+        if not prompt_id or self.tracker.get(prompt_id) or prompt_id in self._foreign:
+            return
+        state = await rows.load_active(prompt_id=prompt_id)
+        if state is None:
+            self._foreign[prompt_id] = None
+            while len(self._foreign) > 10_000:
+                self._foreign.popitem(last=False)
+            return
+        await self._track(state)
+
+    async def _track(self, state: GenerationState) -> None:
+        state.seq = max(state.seq, await self.publisher.last_seq(state.generation_id))
+        await self._apply(self.tracker.track(state, time.time()))
+
+    # ------------------------------------------------------------------ effects
+
+    async def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Publish):
+                await self._publish(effect)
+            elif isinstance(effect, StorePreview):
+                await self.publisher.store_preview(
+                    effect.generation_id, effect.content_type, effect.image
+                )
+            elif isinstance(effect, FetchOutputs):
+                await self._complete(effect.prompt_id, list(effect.images))
+            elif isinstance(effect, Reconcile):
+                await self.reconcile_prompt(effect.prompt_id)
+
+    async def _publish(self, effect: Publish) -> None:
+        state, kind = effect.state, effect.message["type"]
+        if kind == m.PROGRESS:
+            self._dirty[state.generation_id] = state  # coalesced: see _flush_loop
+        else:
+            # The row before the message: a client that GETs on a terminal message sees it.
+            self._dirty.pop(state.generation_id, None)
+            await rows.save(state, effect.message["seq"])
+        await self.publisher.publish(effect.message, owner_id=state.owner_id)
+
+    async def _complete(self, prompt_id: str, images: list[ImageRef]) -> None:
+        state = self.tracker.get(prompt_id)
+        if state is None:
+            return
+        urls = await sync_to_async(rows.download_outputs, thread_sensitive=False)(
+            self.client, state.generation_id, images
+        )
+        await self._apply(self.tracker.complete(prompt_id, urls, time.time()))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.progress_write_interval)
+            await self._guard(self._flush_dirty())
+
+    async def _flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for state in dirty.values():
+            await rows.save(state, state.seq)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def reconcile(self) -> None:
+        """After (re)connecting: bring every unfinished generation in line with ComfyUI."""
+        for state in await rows.load_all_active(self.comfy_url):
+            if self.tracker.get(state.prompt_id) is None:
+                await self._track(state)
+        try:
+            queue = await asyncio.to_thread(self.client.queue)
+        except ComfyUnavailable as exc:
+            log.warning("cannot read ComfyUI's queue: %s", exc)
+            return
+        for prompt_id in queue.running:
+            await self._apply(self.tracker.mark_running(prompt_id, time.time()))
+        waiting = set(queue.running) | set(queue.pending)
+        for prompt_id in list(self.tracker.generations):
+            if prompt_id not in waiting:
+                await self.reconcile_prompt(prompt_id)
+        await self._apply_positions(queue.pending)
+
+    async def refresh_queue(self) -> None:
+        for state in await rows.load_all_active(self.comfy_url):
+            if self.tracker.get(state.prompt_id) is None:
+                await self._track(state)
+        try:
+            queue = await asyncio.to_thread(self.client.queue)
+        except ComfyUnavailable as exc:
+            log.warning("cannot read ComfyUI's queue: %s", exc)
+            return
+        await self._apply_positions(queue.pending)
+
+    async def _apply_positions(self, pending: list[str]) -> None:
+        now = time.time()
+        for position, prompt_id in enumerate(pending, start=1):
+            await self._apply(self.tracker.set_queue_position(prompt_id, position, now))
+
+    async def reconcile_prompt(self, prompt_id: str) -> None:
+        """Ask /history how a prompt ended; settle the generation accordingly."""
+        state = self.tracker.get(prompt_id)
+        if state is None:
+            return
+        try:
+            body = await asyncio.to_thread(self.client.history, prompt_id)
+        except ComfyUnavailable as exc:
+            log.warning("cannot read history of %s: %s", prompt_id, exc)
+            return
+        outcome = p.history_outcome(body, prompt_id)
+        now = time.time()
+        if outcome is None:
+            if now - state.created_at > LOST_GRACE_SECONDS:
+                msg = "ComfyUI no longer knows this prompt (it restarted or dropped it)"
+                await self._apply(self.tracker.fail(prompt_id, msg, now))
+            return
+        if outcome.status == "completed":
+            refs = [ref for out in outcome.outputs.values() for ref in output_images(out)]
+            state.finishing = True
+            await self._complete(prompt_id, final_images(refs))
+        elif outcome.status == "cancelled":
+            await self._apply(self.tracker.cancel(prompt_id, now))
+        else:
+            error = error_text(outcome.error) if outcome.error else "ComfyUI reported an error"
+            await self._apply(self.tracker.fail(prompt_id, error, now))
+
+
+def _read_frames(ws: websocket.WebSocket, loop: asyncio.AbstractEventLoop, queue: Any) -> None:
+    """Reader thread: blocking receives, handed to the loop in order."""
+    pinged = False
+    try:
+        while True:
+            try:
+                opcode, data = ws.recv_data(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                if pinged:
+                    log.warning("ComfyUI stopped answering pings")
+                    break
+                ws.ping()
+                pinged = True
+                continue
+            pinged = False
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                continue
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                try:
+                    data = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    log.warning("skipping a text frame that is not UTF-8")
+                    continue
+            loop.call_soon_threadsafe(queue.put_nowait, (opcode, data))
+    except Exception as exc:  # noqa: BLE001 - any end of the socket ends the session
+        log.debug("reader stops: %s", exc)
+    finally:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, _CLOSED)
+        except RuntimeError:
+            pass  # the loop is already closed: the monitor is exiting

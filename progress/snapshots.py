@@ -1,0 +1,68 @@
+"""A generation's current state as a ``generation.snapshot``: from Redis, else from its row."""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.db import database_sync_to_async
+
+from lockngen.models import ACTIVE_STATUSES, Generation
+from progress import messages as m
+from progress import store
+
+# A firehose socket gets at most this many snapshots on connect (the newest active ones).
+MAX_ACTIVE_SNAPSHOTS = 500
+
+
+def row_data(row: Generation) -> m.GenerationData:
+    return {
+        "status": row.status,
+        "progress": row.progress,
+        "currentNode": row.current_node or None,
+        "step": row.step,
+        "totalSteps": row.total_steps,
+        "previewUrl": m.preview_url(str(row.id), row.preview_seq) if row.preview_seq else None,
+        "error": row.error or None,
+        "images": list(row.images or []),
+        "queuePosition": row.queue_position if row.status == "queued" else None,
+    }
+
+
+def row_message(row: Generation) -> m.Message:
+    return m.make_message(
+        m.SNAPSHOT, str(row.id), row.seq, row_data(row), row.updated_at.timestamp()
+    )
+
+
+def freshest(row: Generation, state: m.Message | None) -> m.Message:
+    """Redis holds every message; the row may lag behind by coalesced progress writes."""
+    if state is not None and state.get("seq", 0) >= row.seq:
+        return m.as_snapshot(state)
+    return row_message(row)
+
+
+def generation_exists(generation_id: str) -> bool:
+    return Generation.objects.filter(id=generation_id).exists()
+
+
+def _row(generation_id: str) -> Generation | None:
+    return Generation.objects.filter(id=generation_id).first()
+
+
+def _active_rows() -> list[Generation]:
+    rows = Generation.objects.filter(status__in=ACTIVE_STATUSES).order_by("-created_at")
+    return list(rows[:MAX_ACTIVE_SNAPSHOTS])
+
+
+async def snapshot_for(generation_id: str) -> m.Message | None:
+    row = await database_sync_to_async(_row)(generation_id)
+    if row is None:
+        return None
+    return freshest(row, await store.read_state(generation_id))
+
+
+async def active_snapshots() -> list[m.Message]:
+    rows = await database_sync_to_async(_active_rows)()
+    states = await asyncio.gather(*(store.read_state(str(row.id)) for row in rows))
+    # Oldest first, as a client would have seen them arrive.
+    return [freshest(row, state) for row, state in reversed(list(zip(rows, states, strict=False)))]

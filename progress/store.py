@@ -1,0 +1,75 @@
+"""Where a generation's latest state and preview live in Redis, and how to read them back.
+
+The monitor writes (through ``publisher.py``); the consumer and the HTTP views read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+from progress import messages as m
+
+
+def state_key(generation_id: str) -> str:
+    return f"{settings.REDIS_PREFIX}:gen:{generation_id}:state"
+
+
+def preview_key(generation_id: str) -> str:
+    return f"{settings.REDIS_PREFIX}:gen:{generation_id}:preview"
+
+
+_sync_client: redis.Redis | None = None
+# redis.asyncio pools belong to the loop that made them: one client per event loop.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sync_redis() -> redis.Redis:
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+    return _sync_client
+
+
+def async_redis() -> aredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = aredis.Redis.from_url(
+            settings.REDIS_URL, health_check_interval=30, max_connections=200
+        )
+        _async_clients[loop] = client
+    return client
+
+
+def parse_state(raw: bytes | str | None) -> m.Message | None:
+    if not raw:
+        return None
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "seq" in value else None
+
+
+async def read_state(generation_id: str) -> m.Message | None:
+    return parse_state(await async_redis().get(state_key(generation_id)))
+
+
+def read_state_sync(generation_id: str) -> m.Message | None:
+    return parse_state(sync_redis().get(state_key(generation_id)))
+
+
+def read_preview_sync(generation_id: str) -> tuple[bytes, str] | None:
+    found = sync_redis().hgetall(preview_key(generation_id))
+    if not found or b"image" not in found:
+        return None
+    return found[b"image"], found.get(b"content_type", b"image/jpeg").decode()

@@ -1,0 +1,74 @@
+"""The recorded ComfyUI traces (shared/comfyui/traces), as frames our code can eat."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "comfyui" / "traces"
+ALL_TRACES = sorted(p.name for p in TRACES.glob("*.jsonl"))
+
+
+@dataclass(frozen=True)
+class Frame:
+    conn: str
+    t: float
+    data: str | bytes
+    binary: bool
+
+
+@dataclass(frozen=True)
+class Submission:
+    prompt_id: str
+    workflow: dict[str, Any]
+    client_id: str | None
+
+
+def records(name: str) -> Iterator[dict[str, Any]]:
+    with open(TRACES / name, encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
+
+
+def frames(name: str) -> list[Frame]:
+    """Every frame received, text or binary, in order.
+
+    Frames over 64 KiB were recorded without their bytes (legacy PNG previews): they are
+    rebuilt from the recorded header and length, which is all a decoder may rely on.
+    """
+    found = []
+    for rec in records(name):
+        if rec.get("dir") != "ws_in":
+            continue
+        if "text" in rec:
+            found.append(Frame(rec["conn"], rec["t_rel"], json.dumps(rec["text"]), False))
+        elif "b64" in rec:
+            found.append(Frame(rec["conn"], rec["t_rel"], base64.b64decode(rec["b64"]), True))
+        else:
+            head = bytes.fromhex(rec["head_hex"])
+            body = head + b"\0" * (rec["len"] - len(head))
+            found.append(Frame(rec["conn"], rec["t_rel"], body, True))
+    return found
+
+
+def submissions(name: str) -> list[Submission]:
+    """Prompts the trace submitted that ComfyUI accepted."""
+    found = []
+    for rec in records(name):
+        http = rec.get("http")
+        if not http or http["method"] != "POST" or http["path"] != "/prompt":
+            continue
+        response, request = http.get("response"), http.get("request")
+        if http["status"] == 200 and isinstance(response, dict) and isinstance(request, dict):
+            found.append(
+                Submission(response["prompt_id"], request["prompt"], request.get("client_id"))
+            )
+    return found
+
+
+def history(name: str) -> dict[str, Any]:
+    return json.loads((TRACES / name).read_text(encoding="utf-8"))

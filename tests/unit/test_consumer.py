@@ -1,0 +1,162 @@
+"""The progress consumer, driven with WebsocketCommunicator on the in-memory layer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lockngen.asgi import application
+from lockngen.models import Generation
+from progress.groups import generation_group
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture(autouse=True)
+def in_memory_layer(settings):
+    settings.CHANNEL_LAYERS = IN_MEMORY
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+async def connect(path: str = "/api/ws/progress") -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def expect_close(communicator: WebsocketCommunicator, code: int) -> dict:
+    error = await communicator.receive_json_from()
+    closing = await communicator.receive_output()
+    assert closing == {"type": "websocket.close", "code": code}
+    return error
+
+
+def make_generation(**fields) -> Generation:
+    return Generation.objects.create(prompt_id=str(uuid.uuid4()), workflow={}, **fields)
+
+
+@pytest.mark.asyncio
+async def test_generation_id_that_is_not_a_uuid_gets_4400() -> None:
+    communicator = await connect("/api/ws/progress?generationId=nope")
+    error = await expect_close(communicator, 4400)
+    assert error["type"] == "error" and "not a UUID" in error["error"]
+
+
+@pytest.mark.asyncio
+async def test_unknown_generation_gets_4404() -> None:
+    communicator = await connect(f"/api/ws/progress?generationId={uuid.uuid4()}")
+    error = await expect_close(communicator, 4404)
+    assert error["type"] == "error"
+
+
+@pytest.mark.asyncio
+async def test_filtered_socket_gets_a_snapshot_then_only_newer_messages() -> None:
+    row = await database_sync_to_async(make_generation)(status="running", progress=40, seq=7)
+    communicator = await connect(f"/api/ws/progress?generationId={row.id}")
+    snapshot = await communicator.receive_json_from()
+    assert snapshot["type"] == "generation.snapshot"
+    assert snapshot["seq"] == 7 and snapshot["data"]["progress"] == 40
+    layer = get_channel_layer()
+    for seq in (6, 7, 8):
+        text = json.dumps({"type": "generation.progress", "seq": seq, "generationId": str(row.id)})
+        event = {
+            "type": "generation.progress",
+            "generation_id": str(row.id),
+            "seq": seq,
+            "text": text,
+        }
+        await layer.group_send(generation_group(row.id), event)
+    forwarded = await communicator.receive_json_from()
+    assert forwarded["seq"] == 8  # 6 and 7 were covered by the snapshot
+    assert await communicator.receive_nothing()
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_firehose_snapshots_every_active_generation() -> None:
+    running = await database_sync_to_async(make_generation)(status="running")
+    queued = await database_sync_to_async(make_generation)(status="queued")
+    await database_sync_to_async(make_generation)(status="completed", progress=100)
+    communicator = await connect()
+    got = {(await communicator.receive_json_from())["generationId"] for _ in range(2)}
+    assert got == {str(running.id), str(queued.id)}
+    assert await communicator.receive_nothing()
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        ('{"type": "ping"}', {"type": "pong"}),
+        ("not json", "not valid JSON"),
+        ('["ping"]', "JSON object"),
+        ('{"type": "subscribe-all-the-things"}', "unknown message type"),
+        ('{"type": 5}', "JSON object"),
+        ("x" * 10_000, "too large"),
+        (b"\x00\x01binary", "binary frames"),
+        ("[" * 5000 + "]" * 5000, "too large"),
+    ],
+)
+async def test_client_frames_get_an_answer_and_the_socket_stays_open(frame, expected) -> None:
+    communicator = await connect()
+    if isinstance(frame, bytes):
+        await communicator.send_to(bytes_data=frame)
+    else:
+        await communicator.send_to(text_data=frame)
+    answer = await communicator.receive_json_from()
+    if isinstance(expected, dict):
+        assert answer == expected
+    else:
+        assert answer["type"] == "error" and expected in answer["error"]
+    await communicator.send_to(text_data='{"type": "ping"}')
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    frames=st.lists(
+        st.one_of(
+            st.text(max_size=300),
+            st.binary(max_size=100),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                lambda inner: st.lists(inner, max_size=3)
+                | st.dictionaries(st.sampled_from(["type", "x"]), inner, max_size=3),
+                max_leaves=10,
+            ).map(json.dumps),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_client_input_gets_an_error_or_pong_never_a_close(frames) -> None:
+    async def scenario() -> None:
+        communicator = await connect()
+        for frame in frames:
+            # send_input, not send_to: empty frames are legal and must be answered too.
+            key = "bytes" if isinstance(frame, bytes) else "text"
+            await communicator.send_input({"type": "websocket.receive", key: frame})
+            answer = await communicator.receive_json_from(timeout=2)
+            assert answer["type"] in ("error", "pong")
+        await communicator.disconnect()
+
+    asyncio.run(scenario())
