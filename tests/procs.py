@@ -41,9 +41,13 @@ class Proc:
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self

@@ -139,8 +139,10 @@ async def test_client_frames_get_an_answer_and_the_socket_stays_open(frame, expe
             st.binary(max_size=100),
             st.recursive(
                 st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                lambda inner: st.lists(inner, max_size=3)
-                | st.dictionaries(st.sampled_from(["type", "x"]), inner, max_size=3),
+                lambda inner: (
+                    st.lists(inner, max_size=3)
+                    | st.dictionaries(st.sampled_from(["type", "x"]), inner, max_size=3)
+                ),
                 max_leaves=10,
             ).map(json.dumps),
         ),
