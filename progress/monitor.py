@@ -195,7 +195,17 @@ class Monitor:
         await self._track(state)
 
     async def _track(self, state: GenerationState) -> None:
-        state.seq = max(state.seq, await self.publisher.last_seq(state.generation_id))
+        # Progress rows are coalesced: Redis may know a later message than the row does.
+        last = await self.publisher.last_message(state.generation_id)
+        if last is not None and last["seq"] > state.seq:
+            data = last["data"]
+            state.seq = last["seq"]
+            state.progress = max(state.progress, int(data.get("progress") or 0))
+            state.step, state.total_steps = data.get("step"), data.get("totalSteps")
+            state.current_node = data.get("currentNode")
+            url = data.get("previewUrl") or ""
+            if "?seq=" in url:
+                state.preview_seq = int(url.rsplit("?seq=", 1)[1])
         await self._apply(self.tracker.track(state, time.time()))
 
     # ------------------------------------------------------------------ effects

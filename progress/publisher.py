@@ -45,8 +45,6 @@ class Publisher:
             pipe.expire(key, self.preview_ttl)
             await pipe.execute()
 
-    async def last_seq(self, generation_id: str) -> int:
-        """The seq of the last message published, as Redis remembers it (0 if none)."""
-        state = parse_state(await self.redis.get(state_key(generation_id)))
-        seq = state.get("seq") if state else 0
-        return seq if isinstance(seq, int) else 0
+    async def last_message(self, generation_id: str) -> m.Message | None:
+        """The last message published for a generation, as Redis remembers it."""
+        return parse_state(await self.redis.get(state_key(generation_id)))

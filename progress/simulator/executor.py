@@ -1,0 +1,439 @@
+"""Runs one queued prompt and emits ComfyUI's per-prompt events in the recorded order.
+
+Routing (PROTOCOL.md §1-2): events go to the prompt's ``client_id`` socket. Without a client_id,
+``progress``, ``progress_state``, previews and ``execution_interrupted`` are broadcast while
+execution_start/cached/executing/executed/success/error are not sent at all. TEXT frames are
+always broadcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from progress.comfy import protocol
+
+from . import images
+from .config import SimulatorConfig
+from .hub import Hub
+from .nodes import NodeClass, NodeResult, Preview, coerce_widget
+from .prompt_queue import QueueItem
+from .validation import full_type_name
+
+
+class Interrupted(Exception):
+    """Raised at the next progress update / node start after POST /interrupt."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class CacheEntry:
+    outputs: tuple[Any, ...]
+    ui: dict[str, Any] | None
+
+
+@dataclass
+class OutputCache:
+    """Outputs by input signature; like ComfyUI's classic cache it keeps only the last prompt."""
+
+    entries: dict[str, CacheEntry] = field(default_factory=dict)
+
+    def get(self, sig: str | None) -> CacheEntry | None:
+        return self.entries.get(sig) if sig is not None else None
+
+    def retain(self, keep: set[str]) -> None:
+        self.entries = {k: v for k, v in self.entries.items() if k in keep}
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def _is_link(value: Any, prompt: dict[str, Any]) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and value[0] in prompt
+    )
+
+
+def signatures(prompt: dict[str, Any]) -> dict[str, str | None]:
+    """A content hash per node: class_type + inputs, links replaced by the upstream hash."""
+    memo: dict[str, str | None] = {}
+
+    def sig(node_id: str, path: frozenset[str]) -> str | None:
+        if node_id in memo:
+            return memo[node_id]
+        if node_id in path:
+            return None  # cycle: never cached
+        node = prompt[node_id]
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            return None
+        parts: dict[str, Any] = {}
+        for name, value in inputs.items():
+            if _is_link(value, prompt):
+                upstream = sig(value[0], path | {node_id})
+                if upstream is None:
+                    memo[node_id] = None
+                    return None
+                value = ["<link>", upstream, value[1]]
+            parts[name] = value
+        text = json.dumps([node.get("class_type"), parts], sort_keys=True, default=repr)
+        memo[node_id] = hashlib.sha256(text.encode()).hexdigest()
+        return memo[node_id]
+
+    result: dict[str, str | None] = {}
+    for node_id in prompt:
+        try:
+            result[node_id] = sig(node_id, frozenset())
+        except RecursionError:
+            result[node_id] = None
+    return result
+
+
+class ProgressRegistry:
+    """ComfyUI's per-prompt node-state table; every change is one ``progress_state`` frame."""
+
+    def __init__(self, run: PromptRun) -> None:
+        self.run = run
+        self.nodes: dict[str, dict[str, Any]] = {}
+
+    def _entry(self, node_id: str, value: float, total: float, state: str) -> dict[str, Any]:
+        return {
+            "value": value,
+            "max": total,
+            "state": state,
+            "node_id": node_id,
+            "prompt_id": self.run.prompt_id,
+            "display_node_id": node_id,
+            "parent_node_id": None,
+            "real_node_id": node_id,
+        }
+
+    def start(self, node_id: str) -> None:
+        self.nodes[node_id] = self._entry(node_id, 0.0, 1.0, "running")
+        self._emit()
+
+    def update(self, node_id: str, value: float, total: float) -> None:
+        self.nodes[node_id] = self._entry(node_id, value, total, "running")
+        self._emit()
+
+    def finish(self, node_id: str) -> None:
+        total = self.nodes[node_id]["max"] if node_id in self.nodes else 1
+        self.nodes[node_id] = self._entry(node_id, total, total, "finished")
+        self._emit()
+
+    def _emit(self) -> None:
+        data = {"prompt_id": self.run.prompt_id, "nodes": self.nodes}
+        self.run.hub.send_json("progress_state", data, self.run.client_id)  # encoded right away
+
+
+@dataclass
+class NodeCtx:
+    """The NodeContext handed to node behaviours (see nodes.NodeContext)."""
+
+    run: PromptRun
+    node_id: str
+    preview_method: str
+    preview_size: int
+    sampler_step_seconds: float
+    output_dir: Path
+    temp_dir: Path
+
+    @property
+    def prompt_id(self) -> str:
+        return self.run.prompt_id
+
+    @property
+    def prompt(self) -> dict[str, Any]:
+        return self.run.item.prompt
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) * self.run.executor.config.time_scale)
+
+    async def progress(self, value: float, total: float, preview: Preview | None = None) -> None:
+        await self.run.progress(self.node_id, value, total, preview)
+
+    def text(self, message: str) -> None:
+        # ComfyUI's send_progress_text has no sid: TEXT frames reach every socket.
+        self.run.hub.send_bytes(protocol.encode_text(self.node_id, message), None)
+
+
+class PromptRun:
+    """State of one execution: messages for the history, produced outputs, ui, meta."""
+
+    def __init__(self, executor: Executor, item: QueueItem) -> None:
+        self.executor = executor
+        self.hub = executor.hub
+        self.item = item
+        self.prompt_id = item.prompt_id
+        self.client_id = item.client_id
+        self.sigs = signatures(item.prompt)
+        self.registry = ProgressRegistry(self)
+        self.messages: list[list[Any]] = []
+        self.results: dict[str, tuple[Any, ...]] = {}
+        self.ui: dict[str, Any] = {}
+        self.meta: dict[str, Any] = {}
+        self.executed: list[str] = []
+        self.success = False
+        self.current_inputs: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------------- messages
+
+    def add_message(self, event: str, data: dict[str, Any], broadcast: bool) -> None:
+        data["timestamp"] = now_ms()
+        self.messages.append([event, data])
+        if self.client_id is not None or broadcast:
+            self.hub.send_json(event, data, self.client_id)
+
+    def to_client(self, event: str, data: dict[str, Any]) -> None:
+        """Events that are simply not sent when the prompt has no client_id."""
+        if self.client_id is not None:
+            self.hub.send_json(event, data, self.client_id)
+
+    # ----------------------------------------------------------------------- run
+
+    async def execute(self) -> None:
+        self.add_message("execution_start", {"prompt_id": self.prompt_id}, broadcast=False)
+        cached = [n for n in self.item.prompt if self.cache_entry(n) is not None]
+        self.add_message(
+            "execution_cached", {"nodes": cached, "prompt_id": self.prompt_id}, broadcast=False
+        )
+        node_id = ""
+        try:
+            for node_id, from_cache in self.plan():
+                if from_cache:
+                    self.replay(node_id)
+                else:
+                    await self.run_node(node_id)
+        except Interrupted:
+            self.fail_interrupted(node_id)
+        except Exception as exc:  # noqa: BLE001 - any node failure is an execution_error
+            self.fail_error(node_id, exc)
+        else:
+            self.success = True
+            self.add_message("execution_success", {"prompt_id": self.prompt_id}, broadcast=False)
+        finally:
+            self.executor.cache.retain({s for s in self.sigs.values() if s is not None})
+
+    def cache_entry(self, node_id: str) -> CacheEntry | None:
+        return self.executor.cache.get(self.sigs.get(node_id))
+
+    def plan(self) -> list[tuple[str, bool]]:
+        """Dependency order per output; cached subtrees are skipped, cached outputs replayed."""
+        steps: list[tuple[str, bool]] = []
+        seen: set[str] = set()
+
+        def visit(node_id: str, root: bool) -> None:
+            if node_id in seen:
+                return
+            seen.add(node_id)
+            if self.cache_entry(node_id) is not None:
+                if root:
+                    steps.append((node_id, True))
+                return
+            for value in self.item.prompt[node_id]["inputs"].values():
+                if _is_link(value, self.item.prompt):
+                    visit(value[0], False)
+            steps.append((node_id, False))
+
+        for output in self.item.outputs:
+            visit(output, True)
+        return steps
+
+    def replay(self, node_id: str) -> None:
+        entry = self.cache_entry(node_id)
+        assert entry is not None
+        self.results[node_id] = entry.outputs
+        if entry.ui:
+            self.record_ui(node_id, entry.ui)
+        self.registry.finish(node_id)
+        self.executed.append(node_id)
+
+    async def run_node(self, node_id: str) -> None:
+        cls = self.executor.catalog[self.item.prompt[node_id]["class_type"]]
+        self.registry.start(node_id)
+        self.executor.last_node_id = node_id
+        data = {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id}
+        self.to_client("executing", data)
+        self.check_interrupt()  # ComfyUI checks before calling the node function
+        inputs = self.resolve_inputs(node_id, cls)
+        self.current_inputs = inputs
+        result: NodeResult = await cls.run(self.executor.context(self, node_id), inputs)
+        self.results[node_id] = result.outputs
+        sig = self.sigs.get(node_id)
+        if sig is not None:
+            self.executor.cache.entries[sig] = CacheEntry(result.outputs, result.ui)
+        if result.ui:
+            self.record_ui(node_id, result.ui)
+        self.registry.finish(node_id)
+        self.executed.append(node_id)
+
+    def resolve_inputs(self, node_id: str, cls: NodeClass) -> dict[str, Any]:
+        raw = self.item.prompt[node_id]["inputs"]
+        values: dict[str, Any] = {}
+        for spec in cls.inputs:
+            if spec.name not in raw:
+                values[spec.name] = spec.options.get("default")
+            elif _is_link(raw[spec.name], self.item.prompt):
+                source, slot = raw[spec.name]
+                values[spec.name] = self.upstream(source)[slot]
+            else:
+                values[spec.name] = coerce_widget(spec.type, raw[spec.name])
+        return values
+
+    def upstream(self, node_id: str) -> tuple[Any, ...]:
+        if node_id in self.results:
+            return self.results[node_id]
+        entry = self.cache_entry(node_id)
+        if entry is None:
+            raise RuntimeError(f"output of node {node_id} is not available")
+        return entry.outputs
+
+    def record_ui(self, node_id: str, ui: dict[str, Any]) -> None:
+        self.ui[node_id] = ui
+        self.meta[node_id] = {
+            "node_id": node_id,
+            "display_node": node_id,
+            "parent_node": None,
+            "real_node_id": node_id,
+        }
+        data = {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": self.prompt_id}
+        self.to_client("executed", data)
+
+    # ----------------------------------------------------------------------- progress hook
+
+    def check_interrupt(self) -> None:
+        if self.executor.interrupt_requested:
+            self.executor.interrupt_requested = False
+            raise Interrupted()
+
+    async def progress(
+        self, node_id: str, value: float, total: float, preview: Preview | None
+    ) -> None:
+        """progress_state -> [type-4 preview] -> progress -> [type-1 preview] (PROTOCOL.md §2)."""
+        self.check_interrupt()
+        value = min(value, total)
+        encoded = None
+        if preview is not None:
+            args = (preview.image, preview.fmt, preview.max_size)
+            encoded = await asyncio.to_thread(images.encode_preview, *args)
+        self.registry.update(node_id, value, total)
+        metadata = self.hub.supports_metadata(self.client_id)
+        if encoded is not None and metadata:
+            meta = {
+                "node_id": node_id,
+                "prompt_id": self.prompt_id,
+                "display_node_id": node_id,
+                "parent_node_id": None,
+                "real_node_id": node_id,
+                "image_type": encoded[0],
+            }
+            self.hub.send_bytes(protocol.encode_metadata_preview(meta, encoded[1]), self.client_id)
+        data = {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id}
+        self.hub.send_progress(data, self.client_id)
+        if encoded is not None and not metadata:
+            self.hub.send_bytes(protocol.encode_legacy_preview(*encoded), self.client_id)
+
+    # ----------------------------------------------------------------------- failures
+
+    def _node_type(self, node_id: str) -> str | None:
+        node = self.item.prompt.get(node_id)
+        return node.get("class_type") if isinstance(node, dict) else None
+
+    def fail_interrupted(self, node_id: str) -> None:
+        data = {
+            "prompt_id": self.prompt_id,
+            "node_id": node_id,
+            "node_type": self._node_type(node_id),
+            "executed": list(self.executed),
+        }
+        self.add_message("execution_interrupted", data, broadcast=True)
+
+    def fail_error(self, node_id: str, exc: Exception) -> None:
+        data = {
+            "prompt_id": self.prompt_id,
+            "node_id": node_id,
+            "node_type": self._node_type(node_id),
+            "executed": list(self.executed),
+            "exception_message": f"{exc}\n",
+            "exception_type": full_type_name(exc),
+            "traceback": traceback.format_tb(exc.__traceback__),
+            "current_inputs": {k: [_jsonable(v)] for k, v in self.current_inputs.items()},
+            "current_outputs": list(self.item.prompt),
+        }
+        self.add_message("execution_error", data, broadcast=False)
+
+    def history_entry(self) -> dict[str, Any]:
+        status = {
+            "status_str": "success" if self.success else "error",
+            "completed": self.success,
+            "messages": self.messages,
+        }
+        return {
+            "prompt": self.item.history_list(),
+            "outputs": self.ui,
+            "status": status,
+            "meta": self.meta,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class Executor:
+    """One prompt at a time; owns the cache, the interrupt flag and the running node id."""
+
+    def __init__(self, config: SimulatorConfig, hub: Hub, catalog: dict[str, NodeClass]) -> None:
+        self.config = config
+        self.hub = hub
+        self.catalog = catalog
+        self.cache = OutputCache()
+        self.interrupt_requested = False
+        self.last_node_id: str | None = None
+        self.current: QueueItem | None = None
+        self.output_dir = Path(config.output_dir or ".")
+        self.temp_dir = Path(config.temp_dir or ".")
+
+    def context(self, run: PromptRun, node_id: str) -> NodeCtx:
+        method = run.item.extra_data.get("preview_method")
+        if method not in ("none", "auto", "latent2rgb", "taesd"):
+            method = self.config.preview_method  # absent or "default": the server's setting
+        return NodeCtx(
+            run=run,
+            node_id=node_id,
+            preview_method=method,
+            preview_size=self.config.preview_size,
+            sampler_step_seconds=self.config.sampler_step_seconds,
+            output_dir=self.output_dir,
+            temp_dir=self.temp_dir,
+        )
+
+    async def execute(self, item: QueueItem) -> dict[str, Any]:
+        """Run ``item`` to success, error or interrupt and return its history entry."""
+        self.interrupt_requested = False  # an interrupt with nothing running is forgotten
+        self.current = item
+        run = PromptRun(self, item)
+        try:
+            await run.execute()
+        finally:
+            self.current = None
+            self.last_node_id = None
+        return run.history_entry()

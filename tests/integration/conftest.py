@@ -1,0 +1,117 @@
+"""The real stack on loopback ports: ComfyUI simulator, daphne, monitor, Redis channel layer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.procs import Proc, free_port, python, wait_for_port
+
+
+@dataclass
+class Stack:
+    sim_url: str
+    web_url: str
+    ws_url: str
+    sim: Proc
+    web: Proc
+    monitor: Proc
+    env: dict[str, str]
+    log_dir: Path
+
+    def start_monitor(self) -> Proc:
+        self.monitor = Proc(
+            "monitor", python("manage.py", "run_comfy_monitor"), self.log_dir, self.env
+        )
+        self.monitor.start()
+        # Frames sent to our clientId before the monitor connects are lost (as in ComfyUI).
+        self.monitor.wait_for_log("connected to ComfyUI")
+        return self.monitor
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.tail()}" for p in (self.sim, self.web, self.monitor))
+
+
+def start_simulator(
+    log_dir: Path, env: dict[str, str], name: str = "simulator"
+) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        name,
+        python(
+            "-m",
+            "progress.simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--output-dir",
+            str(log_dir / f"{name}-out"),
+        ),
+        log_dir,
+        env,
+    ).start()
+    wait_for_port(port, proc=proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_daphne(log_dir: Path, env: dict[str, str], name: str = "daphne") -> tuple[Proc, int]:
+    port = free_port()
+    args = python(
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--ping-interval",
+        "30",
+        "--ping-timeout",
+        "30",
+        "lockngen.asgi:application",
+    )
+    proc = Proc(name, args, log_dir, env).start()
+    wait_for_port(port, proc=proc)
+    return proc, port
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
+    log_dir = tmp_path_factory.mktemp("stack")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="lockngen.settings")
+    sim, sim_url = start_simulator(log_dir, env)
+    env["COMFYUI_URL"] = sim_url
+    env["COMFYUI_CLIENT_ID"] = f"lockngen-test-{os.getpid()}"
+    web, port = start_daphne(log_dir, env)
+    s = Stack(
+        sim_url, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", sim, web, None, env, log_dir
+    )  # type: ignore[arg-type]
+    s.start_monitor()
+    try:
+        yield s
+    finally:
+        for proc in (s.monitor, web, sim):
+            proc.stop()
+
+
+@pytest.fixture
+def live(stack: Stack, transactional_db, request) -> Iterator[Stack]:
+    """The stack, for one test: shows the processes' logs when the test fails."""
+    requests.post(f"{stack.sim_url}/sim/reset", timeout=5)
+    yield stack
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(stack.logs())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report
