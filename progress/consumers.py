@@ -22,6 +22,7 @@ log = logging.getLogger("lockngen.consumer")
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 CLOSE_LAYER_DOWN = 4503  # the channel layer failed: reconnect and try again
+RELAYED_TYPES = frozenset(m.LIVE_TYPES)
 
 
 class ProgressConsumer(AsyncWebsocketConsumer):
@@ -112,6 +113,15 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"type": "error", "error": error}))
 
     # ------------------------------------------------------------------ group messages
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections in a worker thread before every
+        # handler: a thread hop per message per socket, most of the relay's CPU when
+        # profiled (bench/relay.py). Relaying touches no database, so it skips that.
+        if message.get("type") in RELAYED_TYPES:
+            await self.forward(message)
+        else:
+            await super().dispatch(message)
 
     async def forward(self, event: dict[str, Any]) -> None:
         generation_id, seq = event["generation_id"], event["seq"]

@@ -9,17 +9,17 @@ always broadcast.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from progress.comfy import protocol
 
 from . import images
+from .cache import CacheEntry, OutputCache, is_link, signatures
 from .config import SimulatorConfig
 from .hub import Hub
 from .nodes import NodeClass, NodeResult, Preview, coerce_widget
@@ -33,72 +33,6 @@ class Interrupted(Exception):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass
-class CacheEntry:
-    outputs: tuple[Any, ...]
-    ui: dict[str, Any] | None
-
-
-@dataclass
-class OutputCache:
-    """Outputs by input signature; like ComfyUI's classic cache it keeps only the last prompt."""
-
-    entries: dict[str, CacheEntry] = field(default_factory=dict)
-
-    def get(self, sig: str | None) -> CacheEntry | None:
-        return self.entries.get(sig) if sig is not None else None
-
-    def retain(self, keep: set[str]) -> None:
-        self.entries = {k: v for k, v in self.entries.items() if k in keep}
-
-    def clear(self) -> None:
-        self.entries.clear()
-
-
-def _is_link(value: Any, prompt: dict[str, Any]) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and value[0] in prompt
-    )
-
-
-def signatures(prompt: dict[str, Any]) -> dict[str, str | None]:
-    """A content hash per node: class_type + inputs, links replaced by the upstream hash."""
-    memo: dict[str, str | None] = {}
-
-    def sig(node_id: str, path: frozenset[str]) -> str | None:
-        if node_id in memo:
-            return memo[node_id]
-        if node_id in path:
-            return None  # cycle: never cached
-        node = prompt[node_id]
-        inputs = node.get("inputs") if isinstance(node, dict) else None
-        if not isinstance(inputs, dict):
-            return None
-        parts: dict[str, Any] = {}
-        for name, value in inputs.items():
-            if _is_link(value, prompt):
-                upstream = sig(value[0], path | {node_id})
-                if upstream is None:
-                    memo[node_id] = None
-                    return None
-                value = ["<link>", upstream, value[1]]
-            parts[name] = value
-        text = json.dumps([node.get("class_type"), parts], sort_keys=True, default=repr)
-        memo[node_id] = hashlib.sha256(text.encode()).hexdigest()
-        return memo[node_id]
-
-    result: dict[str, str | None] = {}
-    for node_id in prompt:
-        try:
-            result[node_id] = sig(node_id, frozenset())
-        except RecursionError:
-            result[node_id] = None
-    return result
 
 
 class ProgressRegistry:
@@ -242,14 +176,21 @@ class PromptRun:
                 if root:
                     steps.append((node_id, True))
                 return
-            for value in self.item.prompt[node_id]["inputs"].values():
-                if _is_link(value, self.item.prompt):
-                    visit(value[0], False)
+            for value in self.linked_inputs(node_id):
+                visit(value[0], False)
             steps.append((node_id, False))
 
         for output in self.item.outputs:
             visit(output, True)
         return steps
+
+    def linked_inputs(self, node_id: str) -> list[list[Any]]:
+        """Links of the inputs the class declares (the ones validation checked)."""
+        node = self.item.prompt[node_id]
+        declared = self.executor.catalog[node["class_type"]].inputs
+        raw = node["inputs"]
+        links = [raw.get(spec.name) for spec in declared]
+        return [v for v in links if is_link(v, self.item.prompt)]
 
     def replay(self, node_id: str) -> None:
         entry = self.cache_entry(node_id)
@@ -285,7 +226,7 @@ class PromptRun:
         for spec in cls.inputs:
             if spec.name not in raw:
                 values[spec.name] = spec.options.get("default")
-            elif _is_link(raw[spec.name], self.item.prompt):
+            elif is_link(raw[spec.name], self.item.prompt):
                 source, slot = raw[spec.name]
                 values[spec.name] = self.upstream(source)[slot]
             else:

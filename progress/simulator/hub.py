@@ -36,7 +36,9 @@ class Connection:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-Target = str | Connection | None
+# A sid, one Connection, or None for every socket. A prompt's client_id is whatever was posted,
+# so anything else is accepted too (and matches no socket).
+Target = Any
 
 
 @dataclass
@@ -90,8 +92,8 @@ class Hub:
         self.sockets.pop(conn.sid, None)
         conn.done.set()
 
-    def supports_metadata(self, sid: str | None) -> bool:
-        conn = self.sockets.get(sid) if sid is not None else None
+    def supports_metadata(self, sid: object) -> bool:
+        conn = self.sockets.get(sid) if isinstance(sid, str) else None
         return bool(conn and conn.flags.get("supports_preview_metadata"))
 
     # ----------------------------------------------------------------------- sending
@@ -117,6 +119,8 @@ class Hub:
             item = await self._outbox.get()
             try:
                 await self._deliver(item)
+            except Exception:  # the loop must outlive any single frame
+                log.exception("publish loop failed on one frame")
             finally:
                 self._outbox.task_done()
 
@@ -140,7 +144,8 @@ class Hub:
             return list(self.sockets.values())
         if isinstance(target, Connection):
             return [target] if target in self.connections else []
-        conn = self.sockets.get(target)
+        # a client_id that is not a string can never match a socket's sid
+        conn = self.sockets.get(target) if isinstance(target, str) else None
         return [conn] if conn is not None else []
 
     # ----------------------------------------------------------------------- faults / shutdown

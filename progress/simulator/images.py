@@ -34,7 +34,7 @@ def _target(seed: int, width: int, height: int) -> Image.Image:
 def sampler_image(seed: int, step: int, steps: int, width: int, height: int) -> Image.Image:
     """Denoising look-alike: noise fading into the seed's gradient as ``step`` reaches ``steps``."""
     noise = noise_image(width, height, seed, step)
-    alpha = min(1.0, (step + 1) / max(1, steps))
+    alpha = 0.85 * min(1.0, (step + 1) / max(1, steps))  # keep some texture at the end
     return Image.blend(noise, _target(seed, width, height), alpha)
 
 

@@ -160,7 +160,7 @@ def coerce_widget(kind: Any, value: Any) -> Any:
 
 async def _slow_noise(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
     steps, width, height, seed = inp["steps"], inp["width"], inp["height"], inp["seed"]
-    frame = images.noise_image(width, height, seed, 0)
+    frame = images.noise_image(width, height, seed, 0)  # validation guarantees steps >= 1
     for i in range(steps):
         await ctx.sleep(inp["seconds_per_step"])
         frame = images.noise_image(width, height, seed, i)
@@ -210,15 +210,22 @@ async def _ksampler(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
     return NodeResult((Latent(latent.width, latent.height, latent.batch, seed, steps),))
 
 
+# Decoded batches are capped at this many pixels in total so a huge latent cannot exhaust RAM.
+MAX_DECODE_PIXELS = 16 * 1024 * 1024
+
+
 async def _vae_decode(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
     latent: Latent = inp["samples"]
     small = (max(1, latent.width // 8), max(1, latent.height // 8))
+    pixels = latent.width * latent.height * latent.batch
+    shrink = min(1.0, (MAX_DECODE_PIXELS / pixels) ** 0.5) if pixels else 1.0
+    size = (max(8, int(latent.width * shrink)), max(8, int(latent.height * shrink)))
 
     def decode() -> SimImage:
         frames = []
         for b in range(latent.batch):
             picture = images.sampler_image(latent.seed + b, latent.steps - 1, latent.steps, *small)
-            frames.append(picture.resize((latent.width, latent.height)))
+            frames.append(picture.resize(size))
         return SimImage(tuple(frames))
 
     return NodeResult((await asyncio.to_thread(decode),))

@@ -128,14 +128,22 @@ def requests(name: str, method: str, path: str) -> list[dict[str, Any]]:
     return found
 
 
+def sent_flags(name: str, conn: str) -> bool:
+    """Whether the recorder's connection opened with the feature_flags hello."""
+    return any(r.get("dir") == "ws_out" and r.get("conn") == conn for r in records(name))
+
+
 def notes(name: str) -> list[str]:
     return [rec["note"] for rec in records(name) if "note" in rec]
 
 
 def shape(value: Any) -> Any:
-    """Structure without values: dict keys kept, lists element-wise, scalars by type."""
+    """Structure without values: dict keys kept, lists element-wise, scalars by type.
+
+    Tracebacks are opaque (their length depends on the implementation).
+    """
     if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
+        return {k: "<traceback>" if k == "traceback" else shape(v) for k, v in value.items()}
     if isinstance(value, list):
         return [shape(v) for v in value]
     if isinstance(value, bool) or value is None:
