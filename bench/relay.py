@@ -138,6 +138,8 @@ async def run_relay(stack: dict, n: int, rate: float, seconds: float, on_connect
     gen = requests.post(f"{stack['web']}/api/generations", json=body, timeout=10).json()
     url = f"{stack['ws']}/api/ws/progress?generationId={gen['id']}"
     clients = [Client() for _ in range(n)]
+    tap = Client()
+    tapping = asyncio.create_task(read_layer(gen["id"], tap))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = await connect_all(session, [url] * n)
         spies = on_connected() if on_connected else []
@@ -152,8 +154,34 @@ async def run_relay(stack: dict, n: int, rate: float, seconds: float, on_connect
         await asyncio.gather(*readers, return_exceptions=True)
     for spy in spies:
         spy.wait()
+    await asyncio.wait_for(tapping, timeout=10)
     prompt_id = await asyncio.to_thread(prompt_id_of, gen["id"])
-    return summarise(clients, timeline(stack["sim"], prompt_id), steps)
+    sent = timeline(stack["sim"], prompt_id)
+    result = summarise(clients, sent, steps)
+    at_layer = summarise([tap], sent, steps)
+    result["layer"] = f"{at_layer['p50']:.1f} / {at_layer['p99']:.1f}"
+    return result
+
+
+async def read_layer(generation_id: str, tap: Client) -> None:
+    """Where the time goes: when the monitor's message reaches the Redis channel layer."""
+    from channels.layers import get_channel_layer
+
+    from progress.groups import generation_group
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(generation_group(generation_id), channel)
+    while True:
+        event = await layer.receive(channel)
+        now = time.time()
+        data = json.loads(event["text"])
+        step = data["data"]["step"]
+        if data["data"]["currentNode"] == "SlowNoise" and step and step not in tap.received:
+            tap.received[step] = now
+        if event["type"] in ("generation.completed", "generation.failed"):
+            await layer.group_discard(generation_group(generation_id), channel)
+            return
 
 
 async def run_direct(stack: dict, n: int, rate: float, seconds: float) -> dict:
@@ -227,7 +255,8 @@ def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
 def row_line(setup: str, n: int, rate: float, r: dict) -> str:
     return (
         f"| {setup} | {n} | {rate:g} | {r['expected']} | {r['delivered']} | {r['duplicated']} "
-        f"| {r['lost']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} |"
+        f"| {r['lost']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
+        f"| {r.get('layer', '')} |"
     )
 
 
@@ -253,9 +282,9 @@ async def main(
     django.setup()
     print(
         "| setup | clients | steps/s | expected | delivered | duplicated | lost "
-        "| p50 ms | p99 ms | max ms |"
+        "| p50 ms | p99 ms | max ms | at the layer p50 / p99 ms |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for n, rate in rows:
             if direct:

@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from progress import messages as m
+from progress.fanout import fanout
 from progress.groups import firehose_group, generation_group
 from progress.snapshots import active_snapshots, generation_exists, snapshot_for
 
@@ -22,22 +23,27 @@ log = logging.getLogger("lockngen.consumer")
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 CLOSE_LAYER_DOWN = 4503  # the channel layer failed: reconnect and try again
-RELAYED_TYPES = frozenset(m.LIVE_TYPES)
+# Messages that arrive while the snapshot is being read wait; a few seconds' worth at most.
+MAX_HELD = 1000
 
 
 class ProgressConsumer(AsyncWebsocketConsumer):
     """Joins one generation's group (or the firehose), snapshots, then forwards live.
 
-    Channels runs this consumer's handlers one at a time, so the snapshot sent from
-    ``connect`` always precedes the group messages queued meanwhile; ``last_seq`` drops
-    those the snapshot already covers.
+    Group messages arrive through the process's ``FanOut``. Those that come before the
+    snapshot is sent wait in ``held``; ``last_seq`` drops those the snapshot already covers.
     """
+
+    # No per-socket channel: messages come through the process's FanOut, and a channel per
+    # socket would be one more idle Redis subscription per connection.
+    channel_layer_alias = "lockngen.no-per-socket-channel"
 
     groups_joined: list[str]
     last_seq: dict[str, int]
+    held: list[dict[str, Any]] | None
 
     async def connect(self) -> None:
-        self.groups_joined, self.last_seq = [], {}
+        self.groups_joined, self.last_seq, self.held = [], {}, []
         await self.accept()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wanted = query.get("generationId")
@@ -46,6 +52,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
                 await self._watch_all()
             else:
                 await self._watch_one(wanted[-1])
+            await self._release_held()
         except Exception:
             log.exception("cannot subscribe a progress socket")
             await self.close(code=CLOSE_LAYER_DOWN)
@@ -72,8 +79,13 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self._send_snapshot(snapshot)
 
     async def _join(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
+        await fanout().join(group, self)
         self.groups_joined.append(group)
+
+    async def _release_held(self) -> None:
+        held, self.held = self.held or [], None
+        for event in held:
+            await self.forward(event)
 
     async def _send_snapshot(self, snapshot: m.Message) -> None:
         self.last_seq[snapshot["generationId"]] = snapshot["seq"]
@@ -81,10 +93,8 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception:  # noqa: BLE001 - the layer is gone; nothing left to leave
-                log.warning("group_discard failed for %s", group)
+            await fanout().leave(group, self)
+        self.groups_joined = []
 
     # ------------------------------------------------------------------ client frames
 
@@ -114,14 +124,16 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     # ------------------------------------------------------------------ group messages
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes stale database connections in a worker thread before every
-        # handler: a thread hop per message per socket, most of the relay's CPU when
-        # profiled (bench/relay.py). Relaying touches no database, so it skips that.
-        if message.get("type") in RELAYED_TYPES:
-            await self.forward(message)
-        else:
-            await super().dispatch(message)
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """Called by the FanOut for every message of a group this socket joined."""
+        if self.held is not None:
+            if len(self.held) < MAX_HELD:
+                self.held.append(event)
+            return
+        await self.forward(event)
+
+    async def layer_lost(self) -> None:
+        await self.close(code=CLOSE_LAYER_DOWN)
 
     async def forward(self, event: dict[str, Any]) -> None:
         generation_id, seq = event["generation_id"], event["seq"]
@@ -132,10 +144,3 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         else:
             self.last_seq[generation_id] = seq
         await self.send(text_data=event["text"])
-
-    generation_queued = forward
-    generation_started = forward
-    generation_progress = forward
-    generation_completed = forward
-    generation_failed = forward
-    generation_cancelled = forward

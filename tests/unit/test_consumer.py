@@ -81,6 +81,7 @@ async def test_filtered_socket_gets_a_snapshot_then_only_newer_messages() -> Non
             "text": text,
         }
         await layer.group_send(generation_group(row.id), event)
+    await asyncio.sleep(0.05)
     forwarded = await communicator.receive_json_from()
     assert forwarded["seq"] == 8  # 6 and 7 were covered by the snapshot
     assert await communicator.receive_nothing()
