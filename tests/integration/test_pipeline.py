@@ -173,3 +173,11 @@ async def test_simulator_dropping_every_socket_mid_generation(live) -> None:
         msgs = await firehose.until_done(gid, timeout=40)
     assert kinds(msgs)[-1] == "completed" and msgs[-1]["data"]["images"]
     assert_gapless(msgs)
+
+
+async def test_monitor_stops_cleanly_on_sigterm(live) -> None:
+    import signal
+
+    code = live.monitor.stop(signal.SIGTERM, timeout=10)
+    assert code == 0, live.monitor.tail()
+    live.start_monitor()

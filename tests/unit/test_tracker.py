@@ -217,3 +217,21 @@ def test_sampler_dominates_the_weighting() -> None:
         seen.append(effects[-1].message["data"]["progress"])
     assert seen == sorted(seen) and len(set(seen)) == 20
     assert seen[-1] >= 90 and seen[-1] < 100
+
+
+def test_previews_are_throttled_latest_wins() -> None:
+    tracker = Tracker(preview_interval=0.25)
+    workflow = {"1": {"class_type": "KSampler", "inputs": {"steps": 40}}}
+    tracker.track(GenerationState("g", "p", workflow), 0.0)
+    tracker.handle(p.ExecutionStart("p"), 0.0)
+    stored = []
+    for step in range(1, 41):  # 20 steps a second, a type-4 preview before each progress
+        now = step * 0.05
+        image = f"step{step}".encode()
+        tracker.handle(p.Preview("image/jpeg", image, prompt_id="p", node_id="1"), now)
+        effects = tracker.handle(p.Progress("p", "1", step, 40), now)
+        stored += [e.image for e in effects if isinstance(e, StorePreview)]
+    assert 7 <= len(stored) <= 9  # 2 s at 4 per second, not 40
+    assert stored[0] == b"step1" and stored[-1] != b"step1"
+    # Each stored one was the newest preview at that moment.
+    assert all(image.startswith(b"step") for image in stored)
