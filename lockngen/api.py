@@ -1,19 +1,24 @@
-"""The HTTP API: create a generation, read it, its live preview and its output images."""
+"""The HTTP API: generations, their live preview and their output images (JSON, camelCase)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import shutil
 import uuid
+from datetime import datetime
 from typing import Any
 
 import redis
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
 
-from lockngen.models import Generation
+from lockngen import generation_requests
+from lockngen.auth import api_view, visible
+from lockngen.models import ACTIVE_STATUSES, Generation, Status
+from lockngen.ratelimit import retry_after
 from progress import outputs, store
 from progress.comfy.client import ComfyClient, ComfyRejected, ComfyUnavailable
 from progress.snapshots import row_data
@@ -21,11 +26,16 @@ from progress.snapshots import row_data
 log = logging.getLogger("lockngen.api")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
-MAX_NODES = 2000
+DEFAULT_PAGE, MAX_PAGE = 20, 100
+STATUS_FILTERS = {s.value: (s.value,) for s in Status} | {"active": ACTIVE_STATUSES}
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def generation_json(row: Generation) -> dict[str, Any]:
@@ -43,27 +53,17 @@ def generation_json(row: Generation) -> dict[str, Any]:
         "id": str(row.id),
         **data,
         "seq": seq,
+        "params": row.params or None,
         "workflow": row.workflow,
-        "createdAt": row.created_at.isoformat().replace("+00:00", "Z"),
-        "updatedAt": row.updated_at.isoformat().replace("+00:00", "Z"),
+        "cancelRequested": row.cancel_requested,
+        "createdAt": _iso(row.created_at),
+        "updatedAt": _iso(row.updated_at),
+        "finishedAt": _iso(row.finished_at),
     }
 
 
-def validate_workflow(body: Any) -> dict[str, Any]:
-    """A ComfyUI API-format graph: {node_id: {"class_type": str, "inputs": {...}}}."""
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    workflow = body.get("workflow")
-    if not isinstance(workflow, dict) or not workflow:
-        raise ValueError('"workflow" must be a non-empty object of nodes')
-    if len(workflow) > MAX_NODES:
-        raise ValueError(f'"workflow" has more than {MAX_NODES} nodes')
-    for node_id, node in workflow.items():
-        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
-            raise ValueError(f'workflow node {node_id!r} needs a string "class_type"')
-        if not isinstance(node.get("inputs", {}), dict):
-            raise ValueError(f'workflow node {node_id!r}: "inputs" must be an object')
-    return workflow
+def comfy_client() -> ComfyClient:
+    return ComfyClient(settings.COMFYUI_URL, timeout=settings.COMFYUI_HTTP_TIMEOUT)
 
 
 def comfy_rejection(exc: ComfyRejected) -> JsonResponse:
@@ -84,29 +84,50 @@ def comfy_rejection(exc: ComfyRejected) -> JsonResponse:
                     if isinstance(e, dict)
                 ],
             }
-    return error(400, message, type=err.get("type"), nodeErrors=node_errors)
+    return error(400, message, field=None, type=err.get("type"), nodeErrors=node_errors)
 
 
-@csrf_exempt
-@require_http_methods(["POST"])
-def create_generation(request: HttpRequest) -> HttpResponse:
+# --------------------------------------------------------------------------- collection
+
+
+@api_view("GET", "POST")
+def generations(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _create(request)
+    return _list(request)
+
+
+def _create(request: HttpRequest) -> HttpResponse:
+    user = request.api_user  # type: ignore[attr-defined]
     if len(request.body) > MAX_BODY_BYTES:
         return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        workflow = validate_workflow(json.loads(request.body or b"null"))
-    except (ValueError, RecursionError) as exc:
-        message = str(exc) if not isinstance(exc, json.JSONDecodeError) else "body is not JSON"
-        return error(400, message)
+        asked = generation_requests.parse(json.loads(request.body or b"null"))
+    except json.JSONDecodeError:
+        return error(400, "body is not valid JSON", field=None)
+    except RecursionError:
+        return error(400, "body is nested too deeply", field=None)
+    except generation_requests.RequestError as exc:
+        return error(400, str(exc), field=exc.field)
+    wait = retry_after(f"user-{user.id}" if user else f"ip-{request.META.get('REMOTE_ADDR')}")
+    if wait is not None:
+        response = error(429, f"too many generations; try again in {wait} s")
+        response["Retry-After"] = str(wait)
+        return response
+    return _submit(asked, user)
+
+
+def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResponse:
     # The row exists before ComfyUI hears of the prompt: its events may beat the answer.
     row = Generation.objects.create(
         prompt_id=str(uuid.uuid4()),
         comfyui_url=settings.COMFYUI_URL,
-        workflow=workflow,
-        params={"workflow": True},
+        workflow=asked.workflow,
+        params=asked.params,
+        owner=user if settings.REQUIRE_AUTH else None,
     )
-    client = ComfyClient(settings.COMFYUI_URL, timeout=settings.COMFYUI_HTTP_TIMEOUT)
     try:
-        client.submit(workflow, row.prompt_id, settings.COMFYUI_CLIENT_ID)
+        comfy_client().submit(asked.workflow, row.prompt_id, settings.COMFYUI_CLIENT_ID)
     except ComfyRejected as exc:
         row.delete()
         return comfy_rejection(exc)
@@ -117,21 +138,99 @@ def create_generation(request: HttpRequest) -> HttpResponse:
     return JsonResponse(generation_json(row), status=201)
 
 
-def _get_row(generation_id: uuid.UUID) -> Generation | None:
-    return Generation.objects.filter(id=generation_id).first()
+def _list(request: HttpRequest) -> HttpResponse:
+    rows = visible(request.api_user)  # type: ignore[attr-defined]
+    wanted = request.GET.get("status")
+    if wanted is not None:
+        if wanted not in STATUS_FILTERS:
+            return error(400, f"status must be one of {', '.join(STATUS_FILTERS)}", field="status")
+        rows = rows.filter(status__in=STATUS_FILTERS[wanted])
+    try:
+        limit = int(request.GET.get("limit", DEFAULT_PAGE))
+    except ValueError:
+        return error(400, "limit must be an integer", field="limit")
+    if not 1 <= limit <= MAX_PAGE:
+        return error(400, f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    try:
+        rows = _after_cursor(rows, request.GET.get("cursor"))
+    except ValueError:
+        return error(400, "cursor is not one this API gave out", field="cursor")
+    page = list(rows.order_by("-created_at", "-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return JsonResponse(
+        {
+            "results": [generation_json(row) for row in page],
+            "nextCursor": _cursor(page[-1]) if more else None,
+        }
+    )
 
 
-@require_GET
-def generation_detail(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
-    row = _get_row(generation_id)
+def _cursor(row: Generation) -> str:
+    raw = json.dumps([row.created_at.isoformat(), str(row.id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _after_cursor(rows: QuerySet[Generation], cursor: str | None) -> QuerySet[Generation]:
+    """Keyset pagination: stable while new generations keep arriving at the top."""
+    if not cursor:
+        return rows
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, row_id = json.loads(raw)
+        created_at, row_uuid = datetime.fromisoformat(created), uuid.UUID(row_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("bad cursor") from exc
+    return rows.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=row_uuid))
+
+
+# --------------------------------------------------------------------------- one generation
+
+
+def _find(request: HttpRequest, generation_id: uuid.UUID) -> Generation | None:
+    # Another user's generation is "not found", never "forbidden": no existence leak.
+    return visible(request.api_user).filter(id=generation_id).first()  # type: ignore[attr-defined]
+
+
+@api_view("GET", "DELETE")
+def generation(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    row = _find(request, generation_id)
     if row is None:
         return error(404, "no such generation")
-    return JsonResponse(generation_json(row))
+    if request.method == "GET":
+        return JsonResponse(generation_json(row))
+    if row.is_active:
+        return error(409, f"generation is {row.status}; cancel it first")
+    shutil.rmtree(outputs.generation_dir(str(row.id)), ignore_errors=True)
+    try:
+        store.forget_sync(str(row.id))
+    except redis.RedisError:
+        log.warning("Redis keys of %s not removed (they expire on their own)", row.id)
+    row.delete()
+    return HttpResponse(status=204)
 
 
-@require_GET
-def generation_preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
-    if _get_row(generation_id) is None:
+@api_view("POST")
+def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    row = _find(request, generation_id)
+    if row is None:
+        return error(404, "no such generation")
+    if not row.is_active:
+        return error(409, f"generation is already {row.status}")
+    Generation.objects.filter(id=row.id).update(cancel_requested=True)
+    try:
+        comfy_client().cancel(row.prompt_id)
+    except ComfyUnavailable as exc:
+        log.warning("cancel of %s not delivered: %s", row.id, exc)
+        return error(503, "ComfyUI is unreachable; the cancel will be retried when it is back")
+    row.refresh_from_db()
+    # The monitor publishes generation.cancelled when ComfyUI confirms (or drops the prompt).
+    return JsonResponse(generation_json(row), status=202)
+
+
+@api_view("GET")
+def preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    if _find(request, generation_id) is None:
         return error(404, "no such generation")
     try:
         found = store.read_preview_sync(str(generation_id))
@@ -145,9 +244,9 @@ def generation_preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpRe
     return response
 
 
-@require_GET
-def generation_image(request: HttpRequest, generation_id: uuid.UUID, name: str) -> HttpResponse:
-    if _get_row(generation_id) is None:
+@api_view("GET")
+def image(request: HttpRequest, generation_id: uuid.UUID, name: str) -> HttpResponse:
+    if _find(request, generation_id) is None:
         return error(404, "no such generation")
     path = outputs.image_path(str(generation_id), name)
     if path is None:

@@ -10,11 +10,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from lockngen.auth import websocket_auth  # noqa: E402
 from progress.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        # Session or bearer token, and the Origin check (a missing Origin is a non-browser
+        # client, which must then bring a token): see lockngen/auth.py.
+        "websocket": websocket_auth(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -109,7 +109,18 @@ COMFYUI_URL = (os.environ.get("COMFYUI_URL") or "http://127.0.0.1:8188").rstrip(
 COMFYUI_CLIENT_ID = os.environ.get("COMFYUI_CLIENT_ID") or "lockngen-monitor"
 COMFYUI_HTTP_TIMEOUT = env_float("COMFYUI_HTTP_TIMEOUT", 10.0)
 
+# Off only for a single-user install: then everything is open and generations have no owner.
+REQUIRE_AUTH = env_bool("LOCKNGEN_REQUIRE_AUTH", True)
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# The checkpoint a text-to-image request uses when it names none.
+COMFYUI_CHECKPOINT = os.environ.get("COMFYUI_CHECKPOINT") or "sim-v1.safetensors"
+
 LOCKNGEN = {
+    # Generations each user may create per window (429 with Retry-After beyond it).
+    "RATE_LIMIT_COUNT": env_int("LOCKNGEN_RATE_LIMIT_COUNT", 30),
+    "RATE_LIMIT_WINDOW": env_int("LOCKNGEN_RATE_LIMIT_WINDOW", 60),
     # Previews are throttled per generation (latest wins) to at most this many per second.
     "PREVIEW_MAX_PER_SECOND": env_float("LOCKNGEN_PREVIEW_MAX_PER_SECOND", 4.0),
     "PREVIEW_TTL_SECONDS": env_int("LOCKNGEN_PREVIEW_TTL_SECONDS", 3600),

@@ -1,20 +1,18 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from lockngen import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/generations", api.create_generation, name="generation-create"),
-    path("api/generations/<uuid:generation_id>", api.generation_detail, name="generation"),
-    path(
-        "api/generations/<uuid:generation_id>/preview",
-        api.generation_preview,
-        name="generation-preview",
-    ),
+    path("api/generations", api.generations, name="generations"),
+    path("api/generations/<uuid:generation_id>", api.generation, name="generation"),
+    path("api/generations/<uuid:generation_id>/cancel", api.cancel, name="generation-cancel"),
+    path("api/generations/<uuid:generation_id>/preview", api.preview, name="generation-preview"),
     path(
         "api/generations/<uuid:generation_id>/images/<str:name>",
-        api.generation_image,
+        api.image,
         name="generation-image",
     ),
+    path("", include("lockngen.ui_urls")),
 ]

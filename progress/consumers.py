@@ -15,12 +15,14 @@ from django.conf import settings
 from progress import messages as m
 from progress.fanout import fanout
 from progress.groups import firehose_group, generation_group
-from progress.snapshots import active_snapshots, generation_exists, snapshot_for
+from progress.snapshots import active_snapshots, generation_owner, snapshot_for
 
 log = logging.getLogger("lockngen.consumer")
 
 # Close codes (4000-4999 are the application's own).
 CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_LAYER_DOWN = 4503  # the channel layer failed: reconnect and try again
 # Messages that arrive while the snapshot is being read wait; a few seconds' worth at most.
@@ -44,7 +46,18 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.groups_joined, self.last_seq, self.held = [], {}, []
+        if not self.scope.get("origin_ok", True):
+            await self.close()  # a foreign page: refuse the handshake itself (HTTP 403)
+            return
+        user = self.scope.get("user")
+        self.viewer = user if user is not None and user.is_authenticated else None
+        self.sees_all = not settings.REQUIRE_AUTH or bool(self.viewer and self.viewer.is_staff)
         await self.accept()
+        if settings.REQUIRE_AUTH and self.viewer is None:
+            rejected = self.scope.get("token_rejected")
+            await self.send_error("invalid or revoked API token" if rejected else "log in first")
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wanted = query.get("generationId")
         try:
@@ -64,9 +77,13 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self.send_error(f"generationId {raw_id[:64]!r} is not a UUID")
             await self.close(code=CLOSE_BAD_REQUEST)
             return
-        if not await database_sync_to_async(generation_exists)(generation_id):
+        found, owner_id = await database_sync_to_async(generation_owner)(generation_id)
+        if not found:
             await self.send_error(f"no generation {generation_id}")
             await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if not self._may_see(owner_id):
+            await self.close(code=CLOSE_FORBIDDEN)  # nothing else: not even its state
             return
         await self._join(generation_group(generation_id))
         snapshot = await snapshot_for(generation_id)
@@ -75,7 +92,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     async def _watch_all(self) -> None:
         await self._join(firehose_group())
-        for snapshot in await active_snapshots():
+        for snapshot in await active_snapshots(None if self.sees_all else self.viewer):
             await self._send_snapshot(snapshot)
 
     async def _join(self, group: str) -> None:
@@ -135,7 +152,12 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     async def layer_lost(self) -> None:
         await self.close(code=CLOSE_LAYER_DOWN)
 
+    def _may_see(self, owner_id: int | None) -> bool:
+        return self.sees_all or (self.viewer is not None and owner_id == self.viewer.id)
+
     async def forward(self, event: dict[str, Any]) -> None:
+        if not self._may_see(event.get("owner_id")):
+            return  # the firehose carries only the viewer's own generations
         generation_id, seq = event["generation_id"], event["seq"]
         if seq <= self.last_seq.get(generation_id, 0):
             return  # covered by the snapshot (or a duplicate)

@@ -273,6 +273,7 @@ class Monitor:
         await self._apply_positions(queue.pending)
 
     async def refresh_queue(self) -> None:
+        """ComfyUI's queue changed: adopt new generations, settle vanished ones, renumber."""
         for state in await rows.load_all_active(self.comfy_url):
             if self.tracker.get(state.prompt_id) is None:
                 await self._track(state)
@@ -281,6 +282,11 @@ class Monitor:
         except ComfyUnavailable as exc:
             log.warning("cannot read ComfyUI's queue: %s", exc)
             return
+        waiting = set(queue.running) | set(queue.pending)
+        for prompt_id, state in list(self.tracker.generations.items()):
+            # A queued prompt deleted from ComfyUI's queue vanishes without any event.
+            if state.status == "queued" and prompt_id not in waiting:
+                await self.reconcile_prompt(prompt_id)
         await self._apply_positions(queue.pending)
 
     async def _apply_positions(self, pending: list[str]) -> None:
@@ -301,7 +307,9 @@ class Monitor:
         outcome = p.history_outcome(body, prompt_id)
         now = time.time()
         if outcome is None:
-            if now - state.created_at > LOST_GRACE_SECONDS:
+            if await rows.cancel_requested(state.generation_id):
+                await self._apply(self.tracker.cancel(prompt_id, now))
+            elif now - state.created_at > LOST_GRACE_SECONDS:
                 msg = "ComfyUI no longer knows this prompt (it restarted or dropped it)"
                 await self._apply(self.tracker.fail(prompt_id, msg, now))
             return

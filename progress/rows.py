@@ -75,7 +75,12 @@ def _save(state: GenerationState, seq: int) -> None:
     Generation.objects.filter(id=state.generation_id, seq__lt=seq).update(seq=seq)
 
 
+def _cancel_requested(generation_id: str) -> bool:
+    return Generation.objects.filter(id=generation_id, cancel_requested=True).exists()
+
+
 load_active = sync_to_async(_load_active)
+cancel_requested = sync_to_async(_cancel_requested)
 load_all_active = sync_to_async(_load_all_active)
 save = sync_to_async(_save)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from channels.db import database_sync_to_async
 
@@ -41,16 +42,21 @@ def freshest(row: Generation, state: m.Message | None) -> m.Message:
     return row_message(row)
 
 
-def generation_exists(generation_id: str) -> bool:
-    return Generation.objects.filter(id=generation_id).exists()
+def generation_owner(generation_id: str) -> tuple[bool, int | None]:
+    """Whether the generation exists, and whose it is."""
+    owner = Generation.objects.filter(id=generation_id).values_list("owner_id", flat=True)
+    found = list(owner[:1])
+    return (True, found[0]) if found else (False, None)
 
 
 def _row(generation_id: str) -> Generation | None:
     return Generation.objects.filter(id=generation_id).first()
 
 
-def _active_rows() -> list[Generation]:
+def _active_rows(owner: Any = None) -> list[Generation]:
     rows = Generation.objects.filter(status__in=ACTIVE_STATUSES).order_by("-created_at")
+    if owner is not None:
+        rows = rows.filter(owner=owner)
     return list(rows[:MAX_ACTIVE_SNAPSHOTS])
 
 
@@ -61,8 +67,9 @@ async def snapshot_for(generation_id: str) -> m.Message | None:
     return freshest(row, await store.read_state(generation_id))
 
 
-async def active_snapshots() -> list[m.Message]:
-    rows = await database_sync_to_async(_active_rows)()
+async def active_snapshots(owner: Any = None) -> list[m.Message]:
+    """Every active generation (of ``owner`` when given), oldest first."""
+    rows = await database_sync_to_async(_active_rows)(owner)
     states = await asyncio.gather(*(store.read_state(str(row.id)) for row in rows))
     # Oldest first, as a client would have seen them arrive.
     return [freshest(row, state) for row, state in reversed(list(zip(rows, states, strict=False)))]

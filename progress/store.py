@@ -73,3 +73,8 @@ def read_preview_sync(generation_id: str) -> tuple[bytes, str] | None:
     if not found or b"image" not in found:
         return None
     return found[b"image"], found.get(b"content_type", b"image/jpeg").decode()
+
+
+def forget_sync(generation_id: str) -> None:
+    """Remove a deleted generation's state and preview."""
+    sync_redis().delete(state_key(generation_id), preview_key(generation_id))

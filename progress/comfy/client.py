@@ -87,11 +87,17 @@ class ComfyClient:
         content_type = response.headers.get("Content-Type", "application/octet-stream")
         return response.content, content_type.split(";")[0].strip()
 
-    def interrupt(self, prompt_id: str) -> None:
-        self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+    def cancel(self, prompt_id: str) -> None:
+        """Dequeue a pending prompt or interrupt a running one.
 
-    def delete_queued(self, prompt_ids: list[str]) -> None:
-        self._request("POST", "/queue", json={"delete": prompt_ids})
+        Newer servers have a race-free jobs API for it; 0.3.x has only /queue delete and a
+        targeted /interrupt (ignored unless that prompt is the running one), so both are sent.
+        """
+        response = self._request("POST", f"/api/jobs/{prompt_id}/cancel")
+        if response.status_code == 200:
+            return
+        self._request("POST", "/queue", json={"delete": [prompt_id]})
+        self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
 
 
 def _numbered(items: Any) -> list[tuple[float, str]]:

@@ -17,6 +17,7 @@ class Watcher:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.headers: dict[str, str] = {}
         self.messages: list[dict[str, Any]] = []
         self.close_code: int | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -26,7 +27,7 @@ class Watcher:
 
     async def __aenter__(self) -> Watcher:
         self._session = aiohttp.ClientSession()
-        self._ws = await self._session.ws_connect(self.url, autoping=True)
+        self._ws = await self._session.ws_connect(self.url, autoping=True, headers=self.headers)
         self._task = asyncio.create_task(self._read())
         return self
 

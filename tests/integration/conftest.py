@@ -80,10 +80,9 @@ def start_daphne(log_dir: Path, env: dict[str, str], name: str = "daphne") -> tu
     return proc, port
 
 
-@pytest.fixture(scope="module")
-def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
-    log_dir = tmp_path_factory.mktemp("stack")
+def build_stack(log_dir: Path, **extra_env: str) -> Stack:
     env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="lockngen.settings")
+    env.update(extra_env)
     sim, sim_url = start_simulator(log_dir, env)
     env["COMFYUI_URL"] = sim_url
     env["COMFYUI_CLIENT_ID"] = f"lockngen-test-{os.getpid()}"
@@ -92,11 +91,23 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stac
         sim_url, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", sim, web, None, env, log_dir
     )  # type: ignore[arg-type]
     s.start_monitor()
+    return s
+
+
+def stop_stack(s: Stack) -> None:
+    for proc in (s.monitor, s.web, s.sim):
+        if proc is not None:
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
+    """A single-user install (no accounts): the pipeline itself, without auth in the way."""
+    s = build_stack(tmp_path_factory.mktemp("stack"), LOCKNGEN_REQUIRE_AUTH="false")
     try:
         yield s
     finally:
-        for proc in (s.monitor, web, sim):
-            proc.stop()
+        stop_stack(s)
 
 
 @pytest.fixture

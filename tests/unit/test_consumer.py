@@ -25,6 +25,7 @@ IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 @pytest.fixture(autouse=True)
 def in_memory_layer(settings):
     settings.CHANNEL_LAYERS = IN_MEMORY
+    settings.REQUIRE_AUTH = False  # accounts are tested in test_consumer_auth.py
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()

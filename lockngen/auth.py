@@ -1,0 +1,159 @@
+"""Who is calling: a Django session (browsers) or ``Authorization: Bearer <token>`` (API clients).
+
+One place decides, for HTTP and WebSocket alike, and one place says what a user may see.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.db import database_sync_to_async
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
+from django.contrib.auth import get_user
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import validate_host
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
+
+from lockngen.models import ApiToken, Generation, hash_token
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def user_for_token(raw: str) -> Any | None:
+    """The active user behind a token, or None (unknown, revoked, or user inactive)."""
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=hash_token(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(id=token.id).update(last_used_at=now)  # at most once a minute
+    return token.user
+
+
+def visible(user: Any) -> QuerySet[Generation]:
+    """The generations this caller may see: their own; staff and open installs see all."""
+    rows = Generation.objects.all()
+    if not settings.REQUIRE_AUTH or (user is not None and user.is_staff):
+        return rows
+    return rows.filter(owner=user) if user is not None else rows.none()
+
+
+def may_see(user: Any, owner_id: int | None) -> bool:
+    if not settings.REQUIRE_AUTH or (user is not None and user.is_staff):
+        return True
+    return user is not None and owner_id == user.id
+
+
+def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
+    check = CsrfViewMiddleware(lambda req: HttpResponse())
+    check.process_request(request)
+    return check.process_view(request, None, (), {})
+
+
+def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """JSON API view: method check, authentication (401), CSRF for session callers (403)."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = JsonResponse({"error": f"{request.method} not allowed"}, status=405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            user, failure = _authenticate(request)
+            if failure is not None:
+                return failure
+            request.api_user = user  # type: ignore[attr-defined]
+            return view(request, *args, **kwargs)
+
+        wrapper.csrf_exempt = True  # type: ignore[attr-defined]  # checked above, per caller
+        return wrapper
+
+    return decorate
+
+
+def _authenticate(request: HttpRequest) -> tuple[Any | None, HttpResponse | None]:
+    raw = bearer_token(request.headers.get("Authorization"))
+    if raw is not None:
+        user = user_for_token(raw)
+        if user is None:
+            return None, _unauthorized("invalid or revoked API token")
+        return user, None  # a bearer token is not ambient: no CSRF to check
+    user = request.user if request.user.is_authenticated else None
+    if user is not None and request.method not in SAFE_METHODS:
+        failure = _csrf_failure(request)
+        if failure is not None:
+            return None, JsonResponse({"error": "CSRF check failed"}, status=403)
+    if user is None and settings.REQUIRE_AUTH:
+        return None, _unauthorized("authentication required")
+    return user, None
+
+
+def _unauthorized(message: str) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="lockngen"'
+    return response
+
+
+# --------------------------------------------------------------------------- WebSocket
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """Browsers always send Origin: it must be one of our hosts. Other clients send none."""
+    if origin is None:
+        return True
+    host = urlsplit(origin).hostname
+    if not host:
+        return False
+    hosts = settings.ALLOWED_HOSTS or (
+        ["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []
+    )
+    return validate_host(host, hosts) or validate_host(f"[{host}]", hosts)
+
+
+class TokenAuthMiddleware:
+    """Sets ``scope["user"]`` from a bearer token (API clients) or the session (browsers)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        headers = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin")
+        scope = dict(scope, origin_ok=origin_allowed(origin.decode("latin-1") if origin else None))
+        raw = bearer_token(headers.get(b"authorization", b"").decode("latin-1") or None)
+        if raw is not None:
+            user = await database_sync_to_async(user_for_token)(raw)
+            scope["user"] = user or AnonymousUser()
+            scope["token_rejected"] = user is None
+        else:
+            scope["user"] = await database_sync_to_async(_session_user)(scope)
+        return await self.inner(scope, receive, send)
+
+
+def _session_user(scope: dict[str, Any]) -> Any:
+    request = HttpRequest()
+    request.session = scope["session"]
+    return get_user(request)
+
+
+def websocket_auth(inner: Any) -> Any:
+    return CookieMiddleware(SessionMiddleware(TokenAuthMiddleware(inner)))

@@ -1,0 +1,162 @@
+"""What a ``POST /api/generations`` body asks for: a raw ComfyUI graph or a text-to-image request.
+
+Every problem is a ``RequestError`` naming the field, so the client can show it beside it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+MAX_NODES = 2000
+MAX_PROMPT_CHARS = 4000
+SEED_MAX = 2**53 - 1  # exact in JavaScript, and within ComfyUI's 64-bit seed
+TXT2IMG_FIELDS = {
+    "prompt",
+    "negativePrompt",
+    "width",
+    "height",
+    "steps",
+    "cfg",
+    "seed",
+    "checkpoint",
+}
+
+
+class RequestError(ValueError):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    workflow: dict[str, Any]
+    params: dict[str, Any]  # what was asked for, shown back to the user
+
+
+def parse(body: Any) -> GenerationRequest:
+    if not isinstance(body, dict):
+        raise RequestError("body must be a JSON object")
+    if "workflow" in body:
+        extra = sorted(set(body) - {"workflow"})
+        if extra:
+            raise RequestError(f'unknown field {extra[0]!r} next to "workflow"', extra[0])
+        return GenerationRequest(workflow=_workflow(body["workflow"]), params={})
+    unknown = sorted(set(body) - TXT2IMG_FIELDS)
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}", unknown[0])
+    params = _txt2img_params(body)
+    return GenerationRequest(workflow=txt2img_workflow(params), params=params)
+
+
+def _workflow(workflow: Any) -> dict[str, Any]:
+    """A ComfyUI API-format graph: {node_id: {"class_type": str, "inputs": {...}}}."""
+    if not isinstance(workflow, dict) or not workflow:
+        raise RequestError('"workflow" must be a non-empty object of nodes', "workflow")
+    if len(workflow) > MAX_NODES:
+        raise RequestError(f'"workflow" has more than {MAX_NODES} nodes', "workflow")
+    for node_id, node in workflow.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+            raise RequestError(f'workflow node {node_id!r} needs a string "class_type"', "workflow")
+        if not isinstance(node.get("inputs", {}), dict):
+            raise RequestError(f'workflow node {node_id!r}: "inputs" must be an object', "workflow")
+    return workflow
+
+
+def _text(body: dict[str, Any], field: str, *, required: bool) -> str:
+    value = body.get(field, "")
+    if not isinstance(value, str):
+        raise RequestError(f"{field} must be a string", field)
+    value = value.strip()
+    if required and not value:
+        raise RequestError(f"{field} must not be empty", field)
+    if len(value) > MAX_PROMPT_CHARS:
+        raise RequestError(f"{field} is longer than {MAX_PROMPT_CHARS} characters", field)
+    return value
+
+
+def _int(body: dict[str, Any], field: str, default: int, low: int, high: int) -> int:
+    value = body.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{field} must be an integer", field)
+    if not low <= value <= high:
+        raise RequestError(f"{field} must be between {low} and {high}", field)
+    return value
+
+
+def _size(body: dict[str, Any], field: str) -> int:
+    value = _int(body, field, 512, 64, 2048)
+    if value % 8:
+        raise RequestError(f"{field} must be a multiple of 8", field)
+    return value
+
+
+def _cfg(body: dict[str, Any]) -> float:
+    value = body.get("cfg", 7.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise RequestError("cfg must be a number", "cfg")
+    if not 0.0 <= value <= 30.0:
+        raise RequestError("cfg must be between 0 and 30", "cfg")
+    return float(value)
+
+
+def _txt2img_params(body: dict[str, Any]) -> dict[str, Any]:
+    checkpoint = body.get("checkpoint", settings.COMFYUI_CHECKPOINT)
+    if not isinstance(checkpoint, str) or not checkpoint.strip():
+        raise RequestError("checkpoint must be a non-empty string", "checkpoint")
+    return {
+        "prompt": _text(body, "prompt", required=True),
+        "negativePrompt": _text(body, "negativePrompt", required=False),
+        "width": _size(body, "width"),
+        "height": _size(body, "height"),
+        "steps": _int(body, "steps", 20, 1, 150),
+        "cfg": _cfg(body),
+        "seed": _int(body, "seed", random.randint(0, SEED_MAX), 0, SEED_MAX),
+        "checkpoint": checkpoint.strip(),
+    }
+
+
+def txt2img_workflow(params: dict[str, Any]) -> dict[str, Any]:
+    """The classic text-to-image graph, filled in."""
+    return {
+        "4": {
+            "class_type": "CheckpointLoaderSimple",
+            "inputs": {"ckpt_name": params["checkpoint"]},
+        },
+        "6": {
+            "class_type": "CLIPTextEncode",
+            "inputs": {"text": params["prompt"], "clip": ["4", 1]},
+        },
+        "7": {
+            "class_type": "CLIPTextEncode",
+            "inputs": {"text": params["negativePrompt"], "clip": ["4", 1]},
+        },
+        "5": {
+            "class_type": "EmptyLatentImage",
+            "inputs": {"width": params["width"], "height": params["height"], "batch_size": 1},
+        },
+        "3": {
+            "class_type": "KSampler",
+            "inputs": {
+                "seed": params["seed"],
+                "steps": params["steps"],
+                "cfg": params["cfg"],
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1.0,
+                "model": ["4", 0],
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "latent_image": ["5", 0],
+            },
+        },
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {
+            "class_type": "SaveImage",
+            "inputs": {"filename_prefix": "LockNGen", "images": ["8", 0]},
+        },
+    }
