@@ -246,7 +246,9 @@
     refs.cancel.setAttribute("aria-label", `Cancel: ${prompt}`);
     refs.view.hidden = !output;
     refs.view.setAttribute("aria-label", `View full size: ${prompt}`);
+    const hadFocus = document.activeElement === refs.cancel;
     refs.del.hidden = active;
+    if (hadFocus && !active) (output ? refs.view : refs.del).focus();
     updateElapsed(card);
   }
 

@@ -6,13 +6,17 @@ daphne and the monitor, plus the ComfyUI simulator when no ``COMFYUI_URL`` is se
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -33,6 +37,27 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
     raise SystemExit(f"nothing listens on port {port} after {timeout:.0f}s")
 
 
+DEMO_LOGIN_FILE = Path(settings.BASE_DIR) / ".lockngen-demo-login"
+
+
+def demo_login() -> tuple[str, str] | None:
+    """A login that works on a laptop: made on the first run, remembered in a local file."""
+    if not settings.REQUIRE_AUTH:
+        return None
+    users = get_user_model()
+    if DEMO_LOGIN_FILE.exists():
+        username, password = DEMO_LOGIN_FILE.read_text().split(" ", 1)
+        if users.objects.filter(username=username).exists():
+            return username, password.strip()
+    if users.objects.filter(username="demo").exists():
+        return None  # somebody made it by hand: their password is theirs
+    password = secrets.token_urlsafe(9)
+    users.objects.create_superuser("demo", email="", password=password)
+    DEMO_LOGIN_FILE.write_text(f"demo {password}")
+    DEMO_LOGIN_FILE.chmod(0o600)
+    return "demo", password
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the stack the way Ctrl-C does
 
@@ -46,6 +71,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
+        login = demo_login()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         procs: list[subprocess.Popen[bytes]] = []
         try:
@@ -79,6 +105,8 @@ class Command(BaseCommand):
             _wait_port(options["port"], web)
             procs.append(self._spawn(["manage.py", "run_comfy_monitor"], env))
             self.stdout.write(f"\nLockN Gen is up: http://127.0.0.1:{options['port']}/\n")
+            if login:
+                self.stdout.write(f"Log in as {login[0]} / {login[1]} (staff)\n")
             if sim_url:
                 self.stdout.write(f"(ComfyUI simulator at {sim_url})\n")
             self.stdout.write("Ctrl-C stops everything.\n")
