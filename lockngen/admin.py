@@ -82,6 +82,9 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.display(description="Age", ordering="-created_at")
     def age(self, obj: Generation) -> str:
+        seconds = int((timezone.now() - obj.created_at).total_seconds())
+        if seconds < 60:
+            return f"{max(seconds, 0)} s ago"
         return f"{timesince(obj.created_at, timezone.now(), depth=1)} ago"
 
     @admin.action(description="Cancel selected queued/running generations", permissions=["change"])

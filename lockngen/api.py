@@ -17,10 +17,11 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
 from lockngen import generation_requests
 from lockngen.auth import api_view, visible
+from lockngen.backends import choose_backend, client_for
 from lockngen.models import ACTIVE_STATUSES, Generation, Status
 from lockngen.ratelimit import retry_after
 from progress import outputs, store
-from progress.comfy.client import ComfyClient, ComfyRejected, ComfyUnavailable
+from progress.comfy.client import ComfyRejected, ComfyUnavailable
 from progress.snapshots import row_data
 
 log = logging.getLogger("lockngen.api")
@@ -60,10 +61,6 @@ def generation_json(row: Generation) -> dict[str, Any]:
         "updatedAt": _iso(row.updated_at),
         "finishedAt": _iso(row.finished_at),
     }
-
-
-def comfy_client() -> ComfyClient:
-    return ComfyClient(settings.COMFYUI_URL, timeout=settings.COMFYUI_HTTP_TIMEOUT)
 
 
 def comfy_rejection(exc: ComfyRejected) -> JsonResponse:
@@ -118,16 +115,20 @@ def _create(request: HttpRequest) -> HttpResponse:
 
 
 def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResponse:
+    try:
+        backend = choose_backend()
+    except ComfyUnavailable:
+        return error(503, "ComfyUI is unreachable; try again shortly")
     # The row exists before ComfyUI hears of the prompt: its events may beat the answer.
     row = Generation.objects.create(
         prompt_id=str(uuid.uuid4()),
-        comfyui_url=settings.COMFYUI_URL,
+        comfyui_url=backend,
         workflow=asked.workflow,
         params=asked.params,
         owner=user if settings.REQUIRE_AUTH else None,
     )
     try:
-        comfy_client().submit(asked.workflow, row.prompt_id, settings.COMFYUI_CLIENT_ID)
+        client_for(backend).submit(asked.workflow, row.prompt_id, settings.COMFYUI_CLIENT_ID)
     except ComfyRejected as exc:
         row.delete()
         return comfy_rejection(exc)
@@ -219,7 +220,7 @@ def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
         return error(409, f"generation is already {row.status}")
     Generation.objects.filter(id=row.id).update(cancel_requested=True)
     try:
-        comfy_client().cancel(row.prompt_id)
+        client_for(row.comfyui_url or settings.COMFYUI_URL).cancel(row.prompt_id)
     except ComfyUnavailable as exc:
         log.warning("cancel of %s not delivered: %s", row.id, exc)
         return error(503, "ComfyUI is unreachable; the cancel will be retried when it is back")

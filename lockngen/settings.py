@@ -104,7 +104,14 @@ CHANNEL_LAYERS = {
     }
 }
 
-COMFYUI_URL = (os.environ.get("COMFYUI_URL") or "http://127.0.0.1:8188").rstrip("/")
+# Several backends: new generations go to the one with the shortest queue (see backends.py).
+COMFYUI_URLS = [
+    u.strip().rstrip("/") for u in os.environ.get("COMFYUI_URLS", "").split(",") if u.strip()
+]
+COMFYUI_URL = (
+    os.environ.get("COMFYUI_URL") or (COMFYUI_URLS[0] if COMFYUI_URLS else "http://127.0.0.1:8188")
+).rstrip("/")
+COMFYUI_URLS = COMFYUI_URLS or [COMFYUI_URL]
 # Every prompt carries the monitor's clientId: ComfyUI routes a prompt's events to it alone.
 COMFYUI_CLIENT_ID = os.environ.get("COMFYUI_CLIENT_ID") or "lockngen-monitor"
 COMFYUI_HTTP_TIMEOUT = env_float("COMFYUI_HTTP_TIMEOUT", 10.0)
@@ -147,6 +154,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+# WhiteNoise serves static files with DEBUG off too, collected (Docker) or not (a laptop).
+WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT") or BASE_DIR / "media")
 

@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from lockngen import api
+from lockngen.health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
     path("api/generations", api.generations, name="generations"),
     path("api/generations/<uuid:generation_id>", api.generation, name="generation"),
     path("api/generations/<uuid:generation_id>/cancel", api.cancel, name="generation-cancel"),

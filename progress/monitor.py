@@ -47,6 +47,7 @@ _CLOSED = object()  # the reader thread's "socket gone" marker
 # A silent socket is pinged after this long, and given up after twice this long: a ComfyUI
 # host that vanishes without a FIN must not leave the monitor waiting forever.
 READ_TIMEOUT = 20.0
+HEARTBEAT_SECONDS = 5.0
 
 
 def ws_url(comfy_url: str, client_id: str) -> str:
@@ -243,9 +244,15 @@ class Monitor:
         await self._apply(self.tracker.complete(prompt_id, urls, time.time()))
 
     async def _flush_loop(self) -> None:
+        beat = 0.0
         while True:
             await asyncio.sleep(self.progress_write_interval)
             await self._guard(self._flush_dirty())
+            if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                beat = time.monotonic()
+                connected = self._ws is not None
+                ttl = int(HEARTBEAT_SECONDS * 3)
+                await self._guard(self.publisher.heartbeat(self.comfy_url, connected, ttl))
 
     async def _flush_dirty(self) -> None:
         dirty, self._dirty = self._dirty, {}

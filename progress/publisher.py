@@ -8,7 +8,7 @@ import redis.asyncio as aredis
 
 from progress import messages as m
 from progress.groups import firehose_group, generation_group
-from progress.store import parse_state, preview_key, state_key
+from progress.store import heartbeat_key, parse_state, preview_key, state_key
 
 
 class Publisher:
@@ -48,3 +48,9 @@ class Publisher:
     async def last_message(self, generation_id: str) -> m.Message | None:
         """The last message published for a generation, as Redis remembers it."""
         return parse_state(await self.redis.get(state_key(generation_id)))
+
+    async def heartbeat(self, comfy_url: str, connected: bool, ttl: int) -> None:
+        """For health checks: the monitor is alive, and whether ComfyUI's socket is open."""
+        await self.redis.set(
+            heartbeat_key(comfy_url), b"connected" if connected else b"down", ex=ttl
+        )

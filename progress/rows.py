@@ -47,9 +47,7 @@ def _load_active(prompt_id: str) -> GenerationState | None:
 def _load_all_active(comfy_url: str) -> list[GenerationState]:
     found = Generation.objects.filter(status__in=ACTIVE_STATUSES).order_by("created_at")
     return [
-        state_from_row(row)
-        for row in found
-        if not row.comfyui_url or row.comfyui_url.rstrip("/") == comfy_url.rstrip("/")
+        state_from_row(row) for row in found if row.comfyui_url.rstrip("/") == comfy_url.rstrip("/")
     ]
 
 

@@ -78,3 +78,7 @@ def read_preview_sync(generation_id: str) -> tuple[bytes, str] | None:
 def forget_sync(generation_id: str) -> None:
     """Remove a deleted generation's state and preview."""
     sync_redis().delete(state_key(generation_id), preview_key(generation_id))
+
+
+def heartbeat_key(comfy_url: str) -> str:
+    return f"{settings.REDIS_PREFIX}:monitor:{comfy_url}:heartbeat"

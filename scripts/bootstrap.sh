@@ -38,3 +38,23 @@ ensure_redis() {
     fi
     return 1
 }
+
+pg_up() {
+    .venv/bin/python - <<'PY' 2>/dev/null
+import os, sys, psycopg
+try:
+    psycopg.connect(os.environ.get("LOCKNGEN_TEST_PG", "postgres://postgres@127.0.0.1:5432") + "/postgres", connect_timeout=2).close()
+except Exception:
+    sys.exit(1)
+PY
+}
+
+ensure_postgres() {
+    if pg_up; then return 0; fi
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+        echo "starting PostgreSQL"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+        for _ in $(seq 1 50); do pg_up && return 0; sleep 0.2; done
+    fi
+    return 1
+}

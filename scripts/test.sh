@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The one command that runs every test: ./scripts/test.sh [pytest args]
+# The suite runs on SQLite, then again on PostgreSQL when one answers (or can be started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
@@ -7,6 +8,19 @@ if ! ensure_redis; then
     echo "Redis is needed by the tests and could not be started (apt-get install redis-server)" >&2
     exit 1
 fi
+if [ -x scripts/ensure_chromium.sh ]; then
+    scripts/ensure_chromium.sh
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest "$@"
+
+echo "== the suite on SQLite"
+.venv/bin/python -m pytest "$@"
+
+if ensure_postgres; then
+    echo "== the suite on PostgreSQL"
+    LOCKNGEN_TEST_DB=postgres .venv/bin/python -m pytest "$@"
+else
+    echo "PostgreSQL not available: the PostgreSQL run was skipped" >&2
+    if [ "${CI:-}" = "true" ]; then exit 1; fi
+fi

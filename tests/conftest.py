@@ -18,3 +18,18 @@ def _own_redis_keys() -> Iterator[None]:
             client.delete(key)
     except redis.RedisError:
         pass  # the unit tests do not need Redis
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_test_database(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """PostgreSQL will not drop a database in use: end the sessions that threads left open."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -9,9 +9,14 @@ import uuid
 _run = os.environ.setdefault("LOCKNGEN_TEST_RUN", uuid.uuid4().hex[:12])
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ.setdefault("LOCKNGEN_REDIS_PREFIX", f"lockngen-test-{_run}")
-os.environ.setdefault(
-    "DATABASE_URL", f"sqlite:///{tempfile.gettempdir()}/lockngen-test-{_run}.sqlite3"
-)
+# LOCKNGEN_TEST_DB=postgres runs the suite on PostgreSQL (a database of the run's own).
+if os.environ.get("LOCKNGEN_TEST_DB") == "postgres":
+    _pg = os.environ.get("LOCKNGEN_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+    os.environ.setdefault("DATABASE_URL", f"{_pg}/lockngen_test_{_run}")
+else:
+    os.environ.setdefault(
+        "DATABASE_URL", f"sqlite:///{tempfile.gettempdir()}/lockngen-test-{_run}.sqlite3"
+    )
 os.environ.setdefault("DJANGO_MEDIA_ROOT", f"{tempfile.gettempdir()}/lockngen-test-{_run}-media")
 os.environ.setdefault("LOCKNGEN_PROGRESS_WRITE_INTERVAL", "0.2")
 

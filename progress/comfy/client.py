@@ -69,6 +69,16 @@ class ComfyClient:
             raise ComfyRejected(response.status_code, answer)
         raise ComfyUnavailable(f"POST /prompt answered {response.status_code}")
 
+    def queue_remaining(self) -> int:
+        """GET /prompt: prompts pending plus running."""
+        body = self._json("GET", "/prompt")
+        remaining = (
+            body.get("exec_info", {}).get("queue_remaining") if isinstance(body, dict) else None
+        )
+        if not isinstance(remaining, int):
+            raise ComfyUnavailable("GET /prompt answered no queue_remaining")
+        return remaining
+
     def history(self, prompt_id: str) -> Any:
         return self._json("GET", f"/history/{prompt_id}")
 

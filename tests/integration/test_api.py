@@ -38,6 +38,7 @@ def post(client, body) -> tuple[int, dict]:
 
 def test_accepted_workflow_answers_201_with_the_generation(client, settings, sim_url) -> None:
     settings.COMFYUI_URL = sim_url
+    settings.COMFYUI_URLS = [settings.COMFYUI_URL]
     status, body = post(client, json.dumps({"workflow": slow_noise(steps=2, seconds=0.01)}))
     assert status == 201
     assert body["status"] == "queued" and body["progress"] == 0 and body["seq"] == 0
@@ -52,6 +53,7 @@ def test_accepted_workflow_answers_201_with_the_generation(client, settings, sim
 
 def test_comfyui_validation_error_becomes_our_400_with_node_errors(client, settings, sim_url):
     settings.COMFYUI_URL = sim_url
+    settings.COMFYUI_URLS = [settings.COMFYUI_URL]
     case = json.loads((TRACES / "validation_extra.json").read_text())["txt2img_bad_ckpt"]
     status, body = post(client, json.dumps({"workflow": case["request"]["prompt"]}))
     assert status == 400
@@ -65,6 +67,7 @@ def test_comfyui_validation_error_becomes_our_400_with_node_errors(client, setti
 
 def test_unknown_node_class_is_a_400(client, settings, sim_url) -> None:
     settings.COMFYUI_URL = sim_url
+    settings.COMFYUI_URLS = [settings.COMFYUI_URL]
     workflow = {"1": {"class_type": "NoSuchNode", "inputs": {}}}
     status, body = post(client, json.dumps({"workflow": workflow}))
     assert status == 400 and "NoSuchNode" in body["error"]
@@ -73,6 +76,7 @@ def test_unknown_node_class_is_a_400(client, settings, sim_url) -> None:
 
 def test_unreachable_comfyui_is_503_and_leaves_no_row(client, settings) -> None:
     settings.COMFYUI_URL = f"http://127.0.0.1:{free_port()}"
+    settings.COMFYUI_URLS = [settings.COMFYUI_URL]
     status, body = post(client, json.dumps({"workflow": slow_noise()}))
     assert status == 503 and "unreachable" in body["error"]
     assert Generation.objects.count() == 0
@@ -101,6 +105,7 @@ def test_unknown_generation_is_404(client) -> None:
 
 def test_txt2img_request_runs_on_the_simulator(client, settings, sim_url) -> None:
     settings.COMFYUI_URL = sim_url
+    settings.COMFYUI_URLS = [settings.COMFYUI_URL]
     status, body = post(client, json.dumps({"prompt": "a red fox", "steps": 4, "seed": 3}))
     assert status == 201
     assert body["params"]["prompt"] == "a red fox" and body["params"]["steps"] == 4
@@ -129,6 +134,7 @@ def test_session_posts_need_the_csrf_token(django_user_model, settings, sim_url)
     from django.test import Client
 
     settings.COMFYUI_URL = sim_url
+    settings.COMFYUI_URLS = [settings.COMFYUI_URL]
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(django_user_model.objects.create_user("carol", password="pw"))
     body = json.dumps({"workflow": slow_noise(steps=1, seconds=0.01)})

@@ -181,3 +181,18 @@ async def test_monitor_stops_cleanly_on_sigterm(live) -> None:
     code = live.monitor.stop(signal.SIGTERM, timeout=10)
     assert code == 0, live.monitor.tail()
     live.start_monitor()
+
+
+async def test_health_checks_answer(live) -> None:
+    import subprocess
+    import sys
+
+    assert requests.get(f"{live.web_url}/healthz", timeout=5).json() == {"status": "ok"}
+    await asyncio.sleep(0.5)  # the monitor beats at its first flush
+    args = [sys.executable, "manage.py", "monitor_health", "--url", live.sim_url]
+    done = subprocess.run(args, env=live.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    other = subprocess.run(
+        [*args[:-1], "http://127.0.0.1:1"], env=live.env, capture_output=True, timeout=30
+    )
+    assert other.returncode != 0

@@ -1,0 +1,26 @@
+"""``python manage.py monitor_health [--url URL]``: exit 0 while that monitor is connected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from progress.store import heartbeat_key, sync_redis
+
+
+class Command(BaseCommand):
+    help = "Health check of a run_comfy_monitor (its heartbeat in Redis)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--url", default=None, help="ComfyUI URL (default COMFYUI_URL)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        url = (options["url"] or settings.COMFYUI_URL).rstrip("/")
+        beat = sync_redis().get(heartbeat_key(url))
+        if beat is None:
+            raise CommandError(f"no heartbeat from the monitor of {url}")
+        if beat != b"connected":
+            raise CommandError(f"the monitor of {url} is up but not connected to ComfyUI")
+        self.stdout.write("ok")
