@@ -95,6 +95,10 @@ REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 # Namespaces our Redis keys and channel-layer names, so tests and installs can share a server.
 REDIS_PREFIX = os.environ.get("LOCKNGEN_REDIS_PREFIX") or "lockngen"
 
+# Embedded mode (no Redis reachable; ``run_stack`` decides): one process holds everything,
+# with an in-process channel layer and an in-process stand-in for Redis (fakeredis).
+EMBEDDED = env_bool("LOCKNGEN_EMBEDDED", False)
+
 CHANNEL_LAYERS = {
     "default": {
         # The pub/sub layer fans a group message out once per process instead of once per
@@ -103,6 +107,8 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:layer"},
     }
 }
+if EMBEDDED:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Several backends: new generations go to the one with the shortest queue (see backends.py).
 COMFYUI_URLS = [

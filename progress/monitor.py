@@ -18,12 +18,15 @@ from typing import Any
 
 import websocket
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
 
 from progress import messages as m
 from progress import rows
 from progress.comfy import protocol as p
 from progress.comfy.client import ComfyClient, ComfyUnavailable
 from progress.publisher import Publisher
+from progress.store import async_redis
 from progress.tracker import (
     Effect,
     FetchOutputs,
@@ -48,6 +51,26 @@ _CLOSED = object()  # the reader thread's "socket gone" marker
 # host that vanishes without a FIN must not leave the monitor waiting forever.
 READ_TIMEOUT = 20.0
 HEARTBEAT_SECONDS = 5.0
+
+
+def build_monitor(url: str, client_id: str | None = None) -> Monitor:
+    """A monitor configured from settings (call it inside the loop it will run in)."""
+    conf = settings.LOCKNGEN
+    rate = conf["PREVIEW_MAX_PER_SECOND"]
+    return Monitor(
+        comfy_url=url.rstrip("/"),
+        client_id=client_id or settings.COMFYUI_CLIENT_ID,
+        publisher=Publisher(
+            get_channel_layer(),
+            async_redis(),
+            state_ttl=conf["STATE_TTL_SECONDS"],
+            preview_ttl=conf["PREVIEW_TTL_SECONDS"],
+        ),
+        tracker=Tracker(preview_interval=1.0 / rate if rate > 0 else 0.0),
+        client=ComfyClient(url, timeout=settings.COMFYUI_HTTP_TIMEOUT),
+        progress_write_interval=conf["PROGRESS_WRITE_INTERVAL"],
+        max_backoff=conf["RECONNECT_MAX_DELAY"],
+    )
 
 
 def ws_url(comfy_url: str, client_id: str) -> str:

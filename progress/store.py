@@ -32,10 +32,28 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redi
 )
 
 
+_fake_server: Any = None
+
+
+def _embedded_server() -> Any:
+    """Embedded mode's in-process Redis, shared by the sync and async clients."""
+    global _fake_server
+    if _fake_server is None:
+        import fakeredis
+
+        _fake_server = fakeredis.FakeServer()
+    return _fake_server
+
+
 def sync_redis() -> redis.Redis:
     global _sync_client
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+        if settings.EMBEDDED:
+            import fakeredis
+
+            _sync_client = fakeredis.FakeRedis(server=_embedded_server())
+        else:
+            _sync_client = redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
     return _sync_client
 
 
@@ -43,9 +61,15 @@ def async_redis() -> aredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aredis.Redis.from_url(
-            settings.REDIS_URL, health_check_interval=30, max_connections=200
-        )
+        if settings.EMBEDDED:
+            import fakeredis
+
+            client = fakeredis.FakeAsyncRedis(server=_embedded_server())
+        else:
+            # Sized for bursts of hundreds of connects (snapshots read state concurrently).
+            client = aredis.Redis.from_url(
+                settings.REDIS_URL, health_check_interval=30, max_connections=200
+            )
         _async_clients[loop] = client
     return client
 

@@ -241,8 +241,9 @@
     refs.message.hidden = !message;
     refs.cancel.hidden = !active;
     if (!active && refs.cancel.dataset.busy) delete refs.cancel.dataset.busy;
-    refs.cancel.disabled = Boolean(refs.cancel.dataset.busy);
-    refs.cancel.textContent = refs.cancel.dataset.busy ? "Cancelling…" : "Cancel";
+    const cancelling = Boolean(refs.cancel.dataset.busy || (active && gen.cancelRequested));
+    refs.cancel.disabled = cancelling;
+    refs.cancel.textContent = cancelling ? "Cancelling…" : "Cancel";
     refs.cancel.setAttribute("aria-label", `Cancel: ${prompt}`);
     refs.view.hidden = !output;
     refs.view.setAttribute("aria-label", `View full size: ${prompt}`);
@@ -374,10 +375,6 @@
       pending.delete(id);
       if (!response.ok || !response.data) {
         if (response.status === 404 || response.status === 403) ignored.add(id);
-        return;
-      }
-      if (response.data.owner != null && response.data.owner !== config.user) {
-        ignored.add(id); // a staff firehose carries everyone's; the gallery is yours
         return;
       }
       upsert(response.data);

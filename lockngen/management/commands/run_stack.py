@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -58,12 +59,20 @@ def demo_login() -> tuple[str, str] | None:
     return "demo", password
 
 
+def redis_answers() -> bool:
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the stack the way Ctrl-C does
 
 
 class Command(BaseCommand):
-    help = "Start daphne, the monitor and (without COMFYUI_URL) the ComfyUI simulator."
+    help = "Start daphne and the monitor (embedded without Redis); the simulator if no COMFYUI_URL."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -75,46 +84,58 @@ class Command(BaseCommand):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            sim_url = None
-            if not os.environ.get("COMFYUI_URL"):
-                sim_url = f"http://127.0.0.1:{options['sim_port']}"
-                env["COMFYUI_URL"] = sim_url
-                procs.append(
-                    self._spawn(
-                        ["-m", "progress.simulator", "--port", str(options["sim_port"])], env
-                    )
-                )
-                _wait_port(options["sim_port"], procs[-1])
-            web = self._spawn(
-                [
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(options["port"]),
-                    "--ping-interval",
-                    "30",
-                    "--ping-timeout",
-                    "30",
-                    "lockngen.asgi:application",
-                ],
-                env,
-            )
-            procs.append(web)
-            _wait_port(options["port"], web)
-            procs.append(self._spawn(["manage.py", "run_comfy_monitor"], env))
-            self.stdout.write(f"\nLockN Gen is up: http://127.0.0.1:{options['port']}/\n")
-            if login:
-                self.stdout.write(f"Log in as {login[0]} / {login[1]} (staff)\n")
-            if sim_url:
-                self.stdout.write(f"(ComfyUI simulator at {sim_url})\n")
-            self.stdout.write("Ctrl-C stops everything.\n")
+            sim_url = self._simulator(options["sim_port"], env, procs)
+            embedded = not redis_answers()
+            self._web_and_monitor(options["port"], embedded, env, procs)
+            self._announce(options["port"], login, sim_url, embedded)
             self._wait(procs)
         except KeyboardInterrupt:
             pass
         finally:
             self._stop(procs)
+
+    def _simulator(
+        self, port: int, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+    ) -> str | None:
+        """Without COMFYUI_URL (or COMFYUI_URLS), the bundled simulator stands in for it."""
+        if os.environ.get("COMFYUI_URL") or os.environ.get("COMFYUI_URLS"):
+            return None
+        sim_url = f"http://127.0.0.1:{port}"
+        env["COMFYUI_URL"] = sim_url
+        procs.append(self._spawn(["-m", "progress.simulator", "--port", str(port)], env))
+        _wait_port(port, procs[-1])
+        return sim_url
+
+    def _web_and_monitor(
+        self, port: int, embedded: bool, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+    ) -> None:
+        if embedded:
+            env["LOCKNGEN_EMBEDDED"] = "true"
+            procs.append(self._spawn(["-m", "lockngen.embedded", "--port", str(port)], env))
+            _wait_port(port, procs[-1])
+            return
+        daphne = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        daphne += ["--ping-interval", "30", "--ping-timeout", "30", "lockngen.asgi:application"]
+        procs.append(self._spawn(daphne, env))
+        _wait_port(port, procs[-1])
+        procs.append(self._spawn(["manage.py", "run_comfy_monitor"], env))
+
+    def _announce(
+        self, port: int, login: tuple[str, str] | None, sim_url: str | None, embedded: bool
+    ) -> None:
+        # The app's URL comes first, before any other local URL.
+        self.stdout.write(f"\nLockN Gen is up: http://127.0.0.1:{port}/\n")
+        if login:
+            self.stdout.write(f"Log in as {login[0]} / {login[1]} (staff)\n")
+        if embedded:
+            self.stdout.write(
+                f"Redis does not answer at {settings.REDIS_URL}: running in embedded mode "
+                "(in-process channel layer, the monitor inside the web process).\n"
+            )
+        if sim_url:
+            self.stdout.write(f"(ComfyUI simulator at {sim_url})\n")
+        self.stdout.write("Ctrl-C stops everything.\n")
+        self.stdout.flush()
 
     def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)

@@ -7,15 +7,10 @@ import logging
 import signal
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from progress.comfy.client import ComfyClient
-from progress.monitor import Monitor
-from progress.publisher import Publisher
-from progress.store import async_redis
-from progress.tracker import Tracker
+from progress.monitor import build_monitor
 
 log = logging.getLogger("lockngen.monitor")
 
@@ -31,22 +26,7 @@ class Command(BaseCommand):
         asyncio.run(self._main(options["url"] or settings.COMFYUI_URL, options["client_id"]))
 
     async def _main(self, url: str, client_id: str | None) -> None:
-        conf = settings.LOCKNGEN
-        rate = conf["PREVIEW_MAX_PER_SECOND"]
-        monitor = Monitor(
-            comfy_url=url.rstrip("/"),
-            client_id=client_id or settings.COMFYUI_CLIENT_ID,
-            publisher=Publisher(
-                get_channel_layer(),
-                async_redis(),
-                state_ttl=conf["STATE_TTL_SECONDS"],
-                preview_ttl=conf["PREVIEW_TTL_SECONDS"],
-            ),
-            tracker=Tracker(preview_interval=1.0 / rate if rate > 0 else 0.0),
-            client=ComfyClient(url, timeout=settings.COMFYUI_HTTP_TIMEOUT),
-            progress_write_interval=conf["PROGRESS_WRITE_INTERVAL"],
-            max_backoff=conf["RECONNECT_MAX_DELAY"],
-        )
+        monitor = build_monitor(url, client_id)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, monitor.stop)
