@@ -138,6 +138,8 @@ LOCKNGEN = {
     "PREVIEW_MAX_PER_SECOND": env_float("LOCKNGEN_PREVIEW_MAX_PER_SECOND", 4.0),
     "PREVIEW_TTL_SECONDS": env_int("LOCKNGEN_PREVIEW_TTL_SECONDS", 3600),
     "STATE_TTL_SECONDS": env_int("LOCKNGEN_STATE_TTL_SECONDS", 7 * 24 * 3600),
+    # Messages kept per generation for resume (a 150-step sampler publishes about 160).
+    "LOG_LENGTH": env_int("LOCKNGEN_LOG_LENGTH", 500),
     # Progress rows are written at most this often per generation; state changes at once.
     "PROGRESS_WRITE_INTERVAL": env_float("LOCKNGEN_PROGRESS_WRITE_INTERVAL", 1.0),
     "RECONNECT_MAX_DELAY": env_float("LOCKNGEN_RECONNECT_MAX_DELAY", 30.0),

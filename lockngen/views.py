@@ -24,6 +24,5 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "wsPath": "/api/ws/progress",
         "loginUrl": f"{reverse('login')}?next={reverse('gallery')}",
         "pageSize": PAGE_SIZE,
-        "user": request.user.get_username(),
     }
     return render(request, "gallery.html", {"defaults": defaults, "config": config})

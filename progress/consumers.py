@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -15,6 +16,7 @@ from django.conf import settings
 from progress import messages as m
 from progress.fanout import fanout
 from progress.groups import firehose_group, generation_group
+from progress.resume import catch_up
 from progress.snapshots import active_snapshots, generation_owner, snapshot_for
 
 log = logging.getLogger("lockngen.consumer")
@@ -27,6 +29,36 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_LAYER_DOWN = 4503  # the channel layer failed: reconnect and try again
 # Messages that arrive while the snapshot is being read wait; a few seconds' worth at most.
 MAX_HELD = 1000
+# Client frames (pings, resumes) per socket: a flood is refused, not served.
+FRAMES_PER_SECOND, FRAME_BURST = 20, 40
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _uuid(raw: Any) -> str | None:
+    try:
+        return str(uuid.UUID(raw)) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _seq(raw: str | None) -> int | None:
+    if raw is None or not raw.isdigit() or len(raw) > 12:
+        return None
+    return int(raw)
 
 
 class ProgressConsumer(AsyncWebsocketConsumer):
@@ -43,9 +75,11 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     groups_joined: list[str]
     last_seq: dict[str, int]
     held: list[dict[str, Any]] | None
+    only: str | None  # the generation of a filtered socket
 
     async def connect(self) -> None:
-        self.groups_joined, self.last_seq, self.held = [], {}, []
+        self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
+        self.frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST)
         if not self.scope.get("origin_ok", True):
             await self.close()  # a foreign page: refuse the handshake itself (HTTP 403)
             return
@@ -59,22 +93,24 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        wanted = query.get("generationId")
         try:
-            if wanted is None:
-                await self._watch_all()
+            if "generationId" in query:
+                await self._watch_one(query["generationId"][-1], query.get("afterSeq", [None])[-1])
             else:
-                await self._watch_one(wanted[-1])
+                await self._watch_all()
             await self._release_held()
         except Exception:
             log.exception("cannot subscribe a progress socket")
             await self.close(code=CLOSE_LAYER_DOWN)
 
-    async def _watch_one(self, raw_id: str) -> None:
-        try:
-            generation_id = str(uuid.UUID(raw_id))
-        except ValueError:
-            await self.send_error(f"generationId {raw_id[:64]!r} is not a UUID")
+    async def _watch_one(self, raw_id: str, raw_after: str | None) -> None:
+        generation_id, after = _uuid(raw_id), _seq(raw_after)
+        if generation_id is None or (raw_after is not None and after is None):
+            await self.send_error(
+                f"generationId {raw_id[:64]!r} is not a UUID"
+                if generation_id is None
+                else f"afterSeq {raw_after[:20]!r} is not an integer >= 0"
+            )
             await self.close(code=CLOSE_BAD_REQUEST)
             return
         found, owner_id = await database_sync_to_async(generation_owner)(generation_id)
@@ -85,10 +121,20 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if not self._may_see(owner_id):
             await self.close(code=CLOSE_FORBIDDEN)  # nothing else: not even its state
             return
+        self.only = generation_id
         await self._join(generation_group(generation_id))
+        if after is not None:
+            await self._catch_up(generation_id, after)
+            return
         snapshot = await snapshot_for(generation_id)
         if snapshot is not None:
             await self._send_snapshot(snapshot)
+
+    async def _catch_up(self, generation_id: str, after: int) -> None:
+        caught = await catch_up(generation_id, after)
+        for text in caught.texts:
+            await self.send(text_data=text)
+        self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
 
     async def _watch_all(self) -> None:
         await self._join(firehose_group())
@@ -116,6 +162,9 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     # ------------------------------------------------------------------ client frames
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.frames.take():
+            await self.send_error(f"too many frames: at most {FRAMES_PER_SECOND} per second")
+            return
         if text_data is None:
             await self.send_error("binary frames are not accepted; send JSON text")
             return
@@ -131,10 +180,35 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "ping":
             await self.send(text_data='{"type":"pong"}')
+        elif kind == "resume":
+            await self._resume(frame)
         elif not isinstance(kind, str):
             await self.send_error('frame must be a JSON object with a string "type"')
         else:
             await self.send_error(f"unknown message type {kind[:64]!r}")
+
+    async def _resume(self, frame: dict[str, Any]) -> None:
+        """``{"type": "resume", "generationId": ..., "afterSeq": n}`` on an open socket."""
+        generation_id = _uuid(frame.get("generationId"))
+        after = frame.get("afterSeq")
+        if generation_id is None:
+            await self.send_error("resume needs a generationId that is a UUID")
+        elif isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            await self.send_error("resume needs an afterSeq that is an integer >= 0")
+        elif self.only is not None and generation_id != self.only:
+            await self.send_error("this socket follows another generation")
+        elif not await self._visible(generation_id):
+            await self.send_error(f"no generation {generation_id}")
+        else:
+            self.held = []  # live messages wait until the replay is out
+            try:
+                await self._catch_up(generation_id, after)
+            finally:
+                await self._release_held()
+
+    async def _visible(self, generation_id: str) -> bool:
+        found, owner_id = await database_sync_to_async(generation_owner)(generation_id)
+        return found and self._may_see(owner_id)
 
     async def send_error(self, error: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "error": error}))

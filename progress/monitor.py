@@ -65,6 +65,7 @@ def build_monitor(url: str, client_id: str | None = None) -> Monitor:
             async_redis(),
             state_ttl=conf["STATE_TTL_SECONDS"],
             preview_ttl=conf["PREVIEW_TTL_SECONDS"],
+            log_length=conf["LOG_LENGTH"],
         ),
         tracker=Tracker(preview_interval=1.0 / rate if rate > 0 else 0.0),
         client=ComfyClient(url, timeout=settings.COMFYUI_HTTP_TIMEOUT),
@@ -126,6 +127,7 @@ class Monitor:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.publisher.stopping.set()
         ws = self._ws
         if ws is not None:
             try:

@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import redis.asyncio as aredis
+from redis.exceptions import RedisError
 
 from progress import messages as m
 from progress.groups import firehose_group, generation_group
-from progress.store import heartbeat_key, parse_state, preview_key, state_key
+from progress.store import heartbeat_key, log_key, parse_state, preview_key, state_key
+
+log = logging.getLogger("lockngen.publisher")
+MAX_RETRY_DELAY = 2.0
 
 
 class Publisher:
     """Long-lived: one channel layer and one Redis client for the monitor's whole life."""
 
     def __init__(
-        self, layer: Any, redis: aredis.Redis, *, state_ttl: int, preview_ttl: int
+        self,
+        layer: Any,
+        redis: aredis.Redis,
+        *,
+        state_ttl: int,
+        preview_ttl: int,
+        log_length: int = 500,
     ) -> None:
         self.layer = layer
         self.redis = redis
         self.state_ttl = state_ttl
         self.preview_ttl = preview_ttl
+        self.log_length = log_length
+        self.stopping = asyncio.Event()  # ends the retries when the monitor stops
 
     async def publish(self, message: m.Message, owner_id: int | None = None) -> None:
-        """Record the message as the generation's latest state, then fan it out."""
+        """Record the message (latest state, and the bounded log for resume), then fan it out.
+
+        Redis being away does not lose the message: it is retried until Redis is back,
+        holding the monitor's frames (ComfyUI's keep arriving in its queue meanwhile).
+        """
         generation_id = message["generationId"]
         text = m.dumps(message)
-        await self.redis.set(state_key(generation_id), text, ex=self.state_ttl)
+        await self._retrying(self._record, generation_id, text)
         event = {
             "type": message["type"],
             "generation_id": generation_id,
@@ -35,8 +53,30 @@ class Publisher:
             # Serialised once here, not once per watching socket.
             "text": text,
         }
-        await self.layer.group_send(generation_group(generation_id), event)
-        await self.layer.group_send(firehose_group(), event)
+        await self._retrying(self.layer.group_send, generation_group(generation_id), event)
+        await self._retrying(self.layer.group_send, firehose_group(), event)
+
+    async def _record(self, generation_id: str, text: str) -> None:
+        key = log_key(generation_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(state_key(generation_id), text, ex=self.state_ttl)
+            pipe.rpush(key, text)
+            pipe.ltrim(key, -self.log_length, -1)
+            pipe.expire(key, self.state_ttl)
+            await pipe.execute()
+
+    async def _retrying(self, call: Any, *args: Any) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await call(*args)
+                return
+            except (RedisError, OSError) as exc:
+                if self.stopping.is_set():
+                    raise
+                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
     async def store_preview(self, generation_id: str, content_type: str, image: bytes) -> None:
         key = preview_key(generation_id)

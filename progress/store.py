@@ -21,6 +21,11 @@ def state_key(generation_id: str) -> str:
     return f"{settings.REDIS_PREFIX}:gen:{generation_id}:state"
 
 
+def log_key(generation_id: str) -> str:
+    """The generation's recent messages, oldest first (bounded; for resume)."""
+    return f"{settings.REDIS_PREFIX}:gen:{generation_id}:log"
+
+
 def preview_key(generation_id: str) -> str:
     return f"{settings.REDIS_PREFIX}:gen:{generation_id}:preview"
 
@@ -88,6 +93,16 @@ async def read_state(generation_id: str) -> m.Message | None:
     return parse_state(await async_redis().get(state_key(generation_id)))
 
 
+async def read_log(generation_id: str) -> list[tuple[int, str]]:
+    """(seq, text) of every message still in the generation's log, in order."""
+    found = []
+    for raw in await async_redis().lrange(log_key(generation_id), 0, -1):
+        message = parse_state(raw)
+        if message is not None:
+            found.append((message["seq"], raw.decode() if isinstance(raw, bytes) else raw))
+    return found
+
+
 def read_state_sync(generation_id: str) -> m.Message | None:
     return parse_state(sync_redis().get(state_key(generation_id)))
 
@@ -101,7 +116,9 @@ def read_preview_sync(generation_id: str) -> tuple[bytes, str] | None:
 
 def forget_sync(generation_id: str) -> None:
     """Remove a deleted generation's state and preview."""
-    sync_redis().delete(state_key(generation_id), preview_key(generation_id))
+    sync_redis().delete(
+        state_key(generation_id), preview_key(generation_id), log_key(generation_id)
+    )
 
 
 def heartbeat_key(comfy_url: str) -> str:

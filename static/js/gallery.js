@@ -18,7 +18,7 @@
     cancelled: "Cancelled",
   };
   const PING_EVERY_MS = 15000;
-  const DEAD_AFTER_MS = 40000;
+  const PONG_WITHIN_MS = 10000;
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 30000;
 
@@ -154,7 +154,7 @@
     };
     refs.prompt.id = `gen-${gen.id}-prompt`;
     el.setAttribute("aria-labelledby", refs.prompt.id);
-    refs.bar.setAttribute("aria-label", "Progress");
+
     const card = { gen, el, refs, shownPreview: null, deleteArmed: null };
     refs.preview.addEventListener("error", () => {
       card.shownPreview = null;
@@ -178,6 +178,7 @@
     refs.status.textContent = STATUS_LABEL[status] || status;
     refs.prompt.textContent = prompt;
     refs.prompt.title = prompt;
+    refs.bar.setAttribute("aria-label", `Progress: ${prompt.slice(0, 80)}`);
 
     refs.fill.style.width = `${progress}%`;
     refs.bar.setAttribute("aria-valuenow", String(progress));
@@ -457,6 +458,7 @@
   let reconnectTimer = null;
   let heartbeatTimer = null;
   let lastHeard = 0;
+  let pingSentAt = 0;
 
   function setConnection(state, text) {
     connection.dataset.state = state;
@@ -541,15 +543,20 @@
     connect();
   }
 
+  /** A ping every so often; a socket that does not answer one in time is dead. (Measured from
+   * the ping, so a background tab's throttled timers do not make a live socket look dead.) */
   function startHeartbeat() {
     stopHeartbeat();
+    pingSentAt = 0;
     heartbeatTimer = setInterval(() => {
       if (!socket || socket.readyState !== WebSocket.OPEN) return;
-      if (Date.now() - lastHeard > DEAD_AFTER_MS) {
-        reconnectNow();
+      const now = Date.now();
+      if (pingSentAt && lastHeard < pingSentAt) {
+        if (now - pingSentAt > PONG_WITHIN_MS) reconnectNow();
         return;
       }
       socket.send('{"type":"ping"}');
+      pingSentAt = now;
     }, PING_EVERY_MS);
   }
 
@@ -565,7 +572,7 @@
       socket.send('{"type":"ping"}');
       setTimeout(() => {
         if (socket && lastHeard < sentAt) reconnectNow();
-      }, 4000);
+      }, PONG_WITHIN_MS / 2);
       resync();
     } else if (!socket || socket.readyState !== WebSocket.CONNECTING) {
       reconnectNow();
@@ -583,7 +590,8 @@
   setInterval(() => {
     const now = Date.now();
     for (const card of cards.values()) if (ACTIVE.has(card.gen.status)) updateElapsed(card, now);
-    if (now - lastTick > 5000) wake();
+    // (Hidden tabs' timers are throttled: those wake through visibilitychange instead.)
+    if (now - lastTick > 5000 && document.visibilityState === "visible") wake();
     lastTick = now;
   }, 1000);
 
@@ -652,7 +660,7 @@
       if (response.status === 201 && response.data) {
         const card = upsert(response.data);
         if (card) card.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
-        toast("Queued.");
+        toast("Generation queued.");
       } else if (response.status === 400) {
         const data = response.data || {};
         showError(fields.includes(data.field) ? data.field : null, data.error || "Invalid request.");
