@@ -54,6 +54,7 @@ def generation_json(row: Generation) -> dict[str, Any]:
         "id": str(row.id),
         **data,
         "seq": seq,
+        "owner": row.owner.get_username() if row.owner_id else None,
         "params": row.params or None,
         "workflow": row.workflow,
         "cancelRequested": row.cancel_requested,
@@ -141,6 +142,8 @@ def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResp
 
 def _list(request: HttpRequest) -> HttpResponse:
     rows = visible(request.api_user)  # type: ignore[attr-defined]
+    if request.GET.get("owner") == "me" and request.api_user is not None:  # type: ignore[attr-defined]
+        rows = rows.filter(owner=request.api_user)  # type: ignore[attr-defined]
     wanted = request.GET.get("status")
     if wanted is not None:
         if wanted not in STATUS_FILTERS:
@@ -156,7 +159,7 @@ def _list(request: HttpRequest) -> HttpResponse:
         rows = _after_cursor(rows, request.GET.get("cursor"))
     except ValueError:
         return error(400, "cursor is not one this API gave out", field="cursor")
-    page = list(rows.order_by("-created_at", "-id")[: limit + 1])
+    page = list(rows.select_related("owner").order_by("-created_at", "-id")[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
     return JsonResponse(

@@ -143,6 +143,9 @@ LOCKNGEN = {
     # Progress rows are written at most this often per generation; state changes at once.
     "PROGRESS_WRITE_INTERVAL": env_float("LOCKNGEN_PROGRESS_WRITE_INTERVAL", 1.0),
     "RECONNECT_MAX_DELAY": env_float("LOCKNGEN_RECONNECT_MAX_DELAY", 30.0),
+    # A running generation with no word from ComfyUI for this long is checked against
+    # /history and, if still unfinished there, ends failed with a timeout (and is cancelled).
+    "STALE_SECONDS": env_float("LOCKNGEN_STALE_SECONDS", 900.0),
     # Client frames larger than this get an error frame (daphne closes at 1 MiB anyway).
     "MAX_CLIENT_FRAME": env_int("LOCKNGEN_MAX_CLIENT_FRAME", 4096),
 }

@@ -24,5 +24,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "wsPath": "/api/ws/progress",
         "loginUrl": f"{reverse('login')}?next={reverse('gallery')}",
         "pageSize": PAGE_SIZE,
+        # Staff may see everyone's generations; the gallery shows the user's own.
+        "username": request.user.get_username(),
     }
     return render(request, "gallery.html", {"defaults": defaults, "config": config})

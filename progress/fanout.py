@@ -14,8 +14,12 @@ import weakref
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
+
+from progress.store import async_redis
 
 log = logging.getLogger("lockngen.fanout")
+WATCHDOG_SECONDS = 1.0
 
 
 class Member(Protocol):
@@ -39,6 +43,7 @@ class FanOut:
         self.layer = get_channel_layer()
         self.subscriptions: dict[str, _Subscription] = {}
         self.lock = asyncio.Lock()
+        self.watchdog: asyncio.Task[None] | None = None
 
     async def join(self, group: str, member: Member) -> None:
         async with self.lock:  # one subscription per group, even when many join at once
@@ -50,6 +55,8 @@ class FanOut:
                 sub.task = asyncio.create_task(self._pump(sub))
                 self.subscriptions[group] = sub
             sub.members.add(member)
+            if self.watchdog is None or self.watchdog.done():
+                self.watchdog = asyncio.create_task(self._watch_redis())
 
     async def leave(self, group: str, member: Member) -> None:
         async with self.lock:
@@ -87,6 +94,28 @@ class FanOut:
                 if self.subscriptions.get(sub.group) is sub:
                     self.subscriptions.pop(sub.group, None)
             for member in members:
+                await member.layer_lost()
+
+    async def _watch_redis(self) -> None:
+        """A pub/sub subscription does not notice Redis going away, and after a restart the
+        group would be silent: so Redis is pinged, and on failure every socket is closed
+        (4503: reconnect and resume) rather than left open and silent."""
+        client = async_redis()
+        while self.subscriptions:
+            await asyncio.sleep(WATCHDOG_SECONDS)
+            try:
+                await asyncio.wait_for(client.ping(), timeout=WATCHDOG_SECONDS * 2)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("Redis is unreachable (%s): closing every progress socket", exc)
+                await self._drop_everything()
+
+    async def _drop_everything(self) -> None:
+        async with self.lock:
+            subs, self.subscriptions = list(self.subscriptions.values()), {}
+        for sub in subs:
+            if sub.task is not None:
+                sub.task.cancel()
+            for member in list(sub.members):
                 await member.layer_lost()
 
 

@@ -71,6 +71,7 @@ def build_monitor(url: str, client_id: str | None = None) -> Monitor:
         client=ComfyClient(url, timeout=settings.COMFYUI_HTTP_TIMEOUT),
         progress_write_interval=conf["PROGRESS_WRITE_INTERVAL"],
         max_backoff=conf["RECONNECT_MAX_DELAY"],
+        stale_seconds=conf["STALE_SECONDS"],
     )
 
 
@@ -95,6 +96,7 @@ class Monitor:
         client: ComfyClient,
         progress_write_interval: float = 1.0,
         max_backoff: float = 30.0,
+        stale_seconds: float = 900.0,
     ) -> None:
         self.comfy_url = comfy_url
         self.client_id = client_id
@@ -103,6 +105,8 @@ class Monitor:
         self.client = client
         self.progress_write_interval = progress_write_interval
         self.max_backoff = max_backoff
+        self.stale_seconds = stale_seconds
+        self._last_event: dict[str, float] = {}  # prompt id -> monotonic time of its last frame
         self.stopping = asyncio.Event()
         self._ws: websocket.WebSocket | None = None
         self._dirty: dict[str, GenerationState] = {}
@@ -203,7 +207,12 @@ class Monitor:
         except p.ProtocolError as exc:
             log.warning("skipping malformed ComfyUI frame: %s", exc)
             return
-        await self._ensure_tracked(getattr(event, "prompt_id", None))
+        prompt_id = getattr(event, "prompt_id", None)
+        await self._ensure_tracked(prompt_id)
+        if not isinstance(event, p.Status | p.Unknown | p.FeatureFlags):
+            owner = prompt_id or self.tracker.running_prompt
+            if owner:
+                self._last_event[owner] = time.monotonic()
         await self._apply(self.tracker.handle(event, time.time()))
         if isinstance(event, p.Status) and event.sid is None:
             await self.refresh_queue()  # the queue changed: new generations, new positions
@@ -221,6 +230,7 @@ class Monitor:
         await self._track(state)
 
     async def _track(self, state: GenerationState) -> None:
+        self._last_event[state.prompt_id] = time.monotonic()
         # Progress rows are coalesced: Redis may know a later message than the row does.
         last = await self.publisher.last_message(state.generation_id)
         if last is not None and last["seq"] > state.seq:
@@ -273,6 +283,7 @@ class Monitor:
         while True:
             await asyncio.sleep(self.progress_write_interval)
             await self._guard(self._flush_dirty())
+            await self._guard(self.settle_stale())
             if time.monotonic() - beat >= HEARTBEAT_SECONDS:
                 beat = time.monotonic()
                 connected = self._ws is not None
@@ -326,8 +337,23 @@ class Monitor:
         for position, prompt_id in enumerate(pending, start=1):
             await self._apply(self.tracker.set_queue_position(prompt_id, position, now))
 
-    async def reconcile_prompt(self, prompt_id: str) -> None:
-        """Ask /history how a prompt ended; settle the generation accordingly."""
+    async def settle_stale(self) -> None:
+        """A running prompt that ComfyUI has said nothing about for too long is ended."""
+        now = time.monotonic()
+        for prompt_id, state in list(self.tracker.generations.items()):
+            quiet = now - self._last_event.get(prompt_id, now)
+            if state.status != "running" or state.finishing or quiet < self.stale_seconds:
+                continue
+            log.warning("no word about %s for %.0fs: checking its history", prompt_id, quiet)
+            error = f"timed out: no progress from ComfyUI for {quiet:.0f} s"
+            await self.reconcile_prompt(prompt_id, give_up_with=error)
+            self._last_event[prompt_id] = time.monotonic()  # if ComfyUI was unreachable
+
+    async def reconcile_prompt(self, prompt_id: str, give_up_with: str | None = None) -> None:
+        """Ask /history how a prompt ended; settle the generation accordingly.
+
+        ``give_up_with``: an error to end it with (and cancel it) when it has not ended.
+        """
         state = self.tracker.get(prompt_id)
         if state is None:
             return
@@ -338,13 +364,19 @@ class Monitor:
             return
         outcome = p.history_outcome(body, prompt_id)
         now = time.time()
-        if outcome is None:
-            if await rows.cancel_requested(state.generation_id):
-                await self._apply(self.tracker.cancel(prompt_id, now))
-            elif now - state.created_at > LOST_GRACE_SECONDS:
-                msg = "ComfyUI no longer knows this prompt (it restarted or dropped it)"
-                await self._apply(self.tracker.fail(prompt_id, msg, now))
-            return
+        if outcome is not None:
+            await self._settle(state, outcome, now)
+        elif give_up_with is not None:
+            await asyncio.to_thread(_cancel_quietly, self.client, prompt_id)
+            await self._apply(self.tracker.fail(prompt_id, give_up_with, now))
+        elif await rows.cancel_requested(state.generation_id):
+            await self._apply(self.tracker.cancel(prompt_id, now))
+        elif now - state.created_at > LOST_GRACE_SECONDS:
+            msg = "ComfyUI no longer knows this prompt (it restarted or dropped it)"
+            await self._apply(self.tracker.fail(prompt_id, msg, now))
+
+    async def _settle(self, state: GenerationState, outcome: p.HistoryOutcome, now: float) -> None:
+        prompt_id = state.prompt_id
         if outcome.status == "completed":
             refs = [ref for out in outcome.outputs.values() for ref in output_images(out)]
             state.finishing = True
@@ -354,6 +386,13 @@ class Monitor:
         else:
             error = error_text(outcome.error) if outcome.error else "ComfyUI reported an error"
             await self._apply(self.tracker.fail(prompt_id, error, now))
+
+
+def _cancel_quietly(client: ComfyClient, prompt_id: str) -> None:
+    try:
+        client.cancel(prompt_id)  # free ComfyUI of a prompt we have given up on
+    except ComfyUnavailable as exc:
+        log.warning("could not cancel %s: %s", prompt_id, exc)
 
 
 def _read_frames(ws: websocket.WebSocket, loop: asyncio.AbstractEventLoop, queue: Any) -> None:

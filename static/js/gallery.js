@@ -304,6 +304,8 @@
   /** Take a generation's JSON from the API: add its card or bring it up to date. */
   function upsert(gen) {
     if (!gen || !gen.id) return null;
+    // Staff hear everyone's generations on the socket; the gallery is the user's own.
+    if (gen.owner && config.username && gen.owner !== config.username) return null;
     ignored.delete(gen.id);
     let card = cards.get(gen.id);
     if (!card) {
@@ -378,7 +380,10 @@
         if (response.status === 404 || response.status === 403) ignored.add(id);
         return;
       }
-      upsert(response.data);
+      if (!upsert(response.data)) {
+        ignored.add(id); // someone else's (a staff user hears every generation)
+        return;
+      }
       held.sort((a, b) => a.seq - b.seq).forEach(applyMessage);
     } catch {
       pending.delete(id); // the next message will try again
@@ -398,7 +403,7 @@
   // ------------------------------------------------------------------ list and paging
 
   async function loadPage(cursor) {
-    const params = new URLSearchParams({ limit: String(config.pageSize) });
+    const params = new URLSearchParams({ limit: String(config.pageSize), owner: "me" });
     if (cursor) params.set("cursor", cursor);
     const response = await api(`${config.apiBase}?${params}`);
     if (!response.ok || !response.data) throw new Error(`list failed (${response.status})`);
@@ -429,6 +434,23 @@
     if (nextCursor && sentinel.top < window.innerHeight + 600) loadMore();
   }
 
+  /**
+   * On every (re)connect: ask the server for what each unfinished card missed since the seq
+   * it shows ({"type": "resume"}); it replays those messages, or sends a snapshot when its log
+   * no longer reaches back. Sent a few per second: the server refuses floods.
+   */
+  function resumeAll(ws) {
+    const pending = [...cards.values()]
+      .filter((c) => ACTIVE.has(c.gen.status) && c.gen.seq > 0)
+      .map((c) => ({ type: "resume", generationId: c.gen.id, afterSeq: c.gen.seq }));
+    const sendSome = () => {
+      if (ws !== socket || ws.readyState !== WebSocket.OPEN) return;
+      pending.splice(0, RESUMES_PER_SECOND).forEach((frame) => ws.send(JSON.stringify(frame)));
+      if (pending.length) setTimeout(sendSome, 1000);
+    };
+    sendSome();
+  }
+
   /** After a reconnect or a wake: the first page, and every card that was still active. */
   async function resync() {
     try {
@@ -457,6 +479,7 @@
   let everConnected = false;
   let reconnectTimer = null;
   let heartbeatTimer = null;
+  const RESUMES_PER_SECOND = 15;
   let lastHeard = 0;
   let pingSentAt = 0;
 
@@ -488,6 +511,7 @@
       lastHeard = Date.now();
       setConnection("connected", "Live");
       startHeartbeat();
+      resumeAll(ws);
       resync();
     });
     ws.addEventListener("message", (event) => {

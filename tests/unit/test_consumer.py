@@ -164,3 +164,36 @@ def test_any_client_input_gets_an_error_or_pong_never_a_close(frames) -> None:
         await communicator.disconnect()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_frames_is_refused_with_errors_and_the_socket_lives() -> None:
+    communicator = await connect()
+    for _ in range(100):
+        await communicator.send_to(text_data='{"type": "ping"}')
+    answers = [await communicator.receive_json_from() for _ in range(100)]
+    refused = [a for a in answers if a["type"] == "error"]
+    assert 40 <= answers.count({"type": "pong"}) < 100
+    assert refused and all("too many frames" in a["error"] for a in refused)
+    await asyncio.sleep(0.2)  # the bucket refills
+    await communicator.send_to(text_data='{"type": "ping"}')
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        ('{"type": "resume"}', "generationId"),
+        ('{"type": "resume", "generationId": "x", "afterSeq": 1}', "generationId"),
+        (f'{{"type": "resume", "generationId": "{uuid.uuid4()}", "afterSeq": -1}}', "afterSeq"),
+        (f'{{"type": "resume", "generationId": "{uuid.uuid4()}", "afterSeq": 2}}', "no generation"),
+    ],
+)
+async def test_bad_resume_requests_get_an_error(frame, expected) -> None:
+    communicator = await connect()
+    await communicator.send_to(text_data=frame)
+    answer = await communicator.receive_json_from()
+    assert answer["type"] == "error" and expected in answer["error"]
+    await communicator.disconnect()
