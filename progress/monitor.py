@@ -24,7 +24,7 @@ from django.conf import settings
 from progress import messages as m
 from progress import rows
 from progress.comfy import protocol as p
-from progress.comfy.client import ComfyClient, ComfyUnavailable
+from progress.comfy.client import ComfyClient, ComfyUnavailable, QueueSnapshot
 from progress.publisher import Publisher
 from progress.store import async_redis
 from progress.tracker import (
@@ -299,38 +299,37 @@ class Monitor:
 
     async def reconcile(self) -> None:
         """After (re)connecting: bring every unfinished generation in line with ComfyUI."""
-        for state in await rows.load_all_active(self.comfy_url):
-            if self.tracker.get(state.prompt_id) is None:
-                await self._track(state)
-        try:
-            queue = await asyncio.to_thread(self.client.queue)
-        except ComfyUnavailable as exc:
-            log.warning("cannot read ComfyUI's queue: %s", exc)
+        queue = await self._adopt_and_read_queue()
+        if queue is None:
             return
         for prompt_id in queue.running:
             await self._apply(self.tracker.mark_running(prompt_id, time.time()))
-        waiting = set(queue.running) | set(queue.pending)
-        for prompt_id in list(self.tracker.generations):
-            if prompt_id not in waiting:
-                await self.reconcile_prompt(prompt_id)
+        await self._settle_vanished(queue, only_queued=False)
         await self._apply_positions(queue.pending)
 
     async def refresh_queue(self) -> None:
         """ComfyUI's queue changed: adopt new generations, settle vanished ones, renumber."""
+        queue = await self._adopt_and_read_queue()
+        if queue is not None:
+            # A queued prompt deleted from ComfyUI's queue vanishes without any event.
+            await self._settle_vanished(queue, only_queued=True)
+            await self._apply_positions(queue.pending)
+
+    async def _adopt_and_read_queue(self) -> QueueSnapshot | None:
         for state in await rows.load_all_active(self.comfy_url):
             if self.tracker.get(state.prompt_id) is None:
                 await self._track(state)
         try:
-            queue = await asyncio.to_thread(self.client.queue)
+            return await asyncio.to_thread(self.client.queue)
         except ComfyUnavailable as exc:
             log.warning("cannot read ComfyUI's queue: %s", exc)
-            return
+            return None
+
+    async def _settle_vanished(self, queue: QueueSnapshot, *, only_queued: bool) -> None:
         waiting = set(queue.running) | set(queue.pending)
         for prompt_id, state in list(self.tracker.generations.items()):
-            # A queued prompt deleted from ComfyUI's queue vanishes without any event.
-            if state.status == "queued" and prompt_id not in waiting:
+            if prompt_id not in waiting and (state.status == "queued" or not only_queued):
                 await self.reconcile_prompt(prompt_id)
-        await self._apply_positions(queue.pending)
 
     async def _apply_positions(self, pending: list[str]) -> None:
         now = time.time()

@@ -33,3 +33,12 @@ def _release_test_database(django_db_setup, django_db_blocker) -> Iterator[None]
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each test's outcome on it, so fixtures can print process logs on failure."""
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report

@@ -87,3 +87,11 @@ class Proc:
 
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+def daphne_args(port: int) -> list[str]:
+    """daphne as the tests run it: loopback, the product's ping interval."""
+    return python(
+        "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+        "--ping-interval", "30", "--ping-timeout", "30", "lockngen.asgi:application",
+    )  # fmt: skip

@@ -97,12 +97,7 @@ class ComfyRoutes:
             body = await read_json(request)
         except ServerError:
             return crash()
-        if isinstance(body, dict):
-            if body.get("clear"):
-                self.engine.queue.wipe()
-            delete = body.get("delete")
-            for prompt_id in delete if isinstance(delete, list) else []:
-                self.engine.queue.delete(prompt_id)
+        _clear_or_delete(body, self.engine.queue.wipe, self.engine.queue.delete)
         return web.Response(status=200)
 
     async def post_interrupt(self, request: web.Request) -> web.Response:
@@ -133,12 +128,7 @@ class ComfyRoutes:
             body = await read_json(request)
         except ServerError:
             return crash()
-        if isinstance(body, dict):
-            if body.get("clear"):
-                self.engine.queue.wipe_history()
-            delete = body.get("delete")
-            for prompt_id in delete if isinstance(delete, list) else []:
-                self.engine.queue.delete_history(prompt_id)
+        _clear_or_delete(body, self.engine.queue.wipe_history, self.engine.queue.delete_history)
         return web.Response(status=200)
 
     # ----------------------------------------------------------------------- files
@@ -288,3 +278,14 @@ def _memory() -> tuple[int, int]:
         return page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 0, 0
+
+
+def _clear_or_delete(body: Any, clear: Any, delete: Any) -> None:
+    """ComfyUI's ``{"clear": true}`` / ``{"delete": [ids]}`` bodies (POST /queue, /history)."""
+    if not isinstance(body, dict):
+        return
+    if body.get("clear"):
+        clear()
+    ids = body.get("delete")
+    for prompt_id in ids if isinstance(ids, list) else []:
+        delete(prompt_id)

@@ -18,7 +18,7 @@ import requests
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.integration.conftest import start_daphne, start_simulator
-from tests.procs import ROOT, Proc, python, wait_for_port
+from tests.procs import ROOT, Proc, daphne_args, python, wait_for_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -70,23 +70,6 @@ RECORDER = """
   });
 })();
 """
-
-
-def daphne_args(port: int) -> list[str]:
-    """The very command ``start_daphne`` runs, on a port of our choosing."""
-    return python(
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--ping-interval",
-        "30",
-        "--ping-timeout",
-        "30",
-        "lockngen.asgi:application",
-    )
 
 
 @dataclass
@@ -150,14 +133,6 @@ def live(browser_stack: BrowserStack, transactional_db, request) -> Iterator[Bro
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(browser_stack.logs())
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.when == "call":
-        item.rep_call = report
-    return report
 
 
 @pytest.fixture(scope="package")

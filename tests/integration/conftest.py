@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.procs import Proc, free_port, python, wait_for_port
+from tests.procs import Proc, daphne_args, free_port, python, wait_for_port
 
 
 @dataclass
@@ -62,19 +62,7 @@ def start_simulator(
 
 def start_daphne(log_dir: Path, env: dict[str, str], name: str = "daphne") -> tuple[Proc, int]:
     port = free_port()
-    args = python(
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--ping-interval",
-        "30",
-        "--ping-timeout",
-        "30",
-        "lockngen.asgi:application",
-    )
+    args = daphne_args(port)
     proc = Proc(name, args, log_dir, env).start()
     wait_for_port(port, proc=proc)
     return proc, port
@@ -118,11 +106,3 @@ def live(stack: Stack, transactional_db, request) -> Iterator[Stack]:
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(stack.logs())
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.when == "call":
-        item.rep_call = report
-    return report
