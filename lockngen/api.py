@@ -129,7 +129,12 @@ def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResp
         owner=user if settings.REQUIRE_AUTH else None,
     )
     try:
-        client_for(backend).submit(asked.workflow, row.prompt_id, settings.COMFYUI_CLIENT_ID)
+        client_for(backend).submit(
+            asked.workflow,
+            row.prompt_id,
+            settings.COMFYUI_CLIENT_ID,
+            settings.COMFYUI_PREVIEW_METHOD,
+        )
     except ComfyRejected as exc:
         row.delete()
         return comfy_rejection(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -30,6 +31,11 @@ def env_int(name: str, default: int) -> int:
 DEBUG = env_bool("DJANGO_DEBUG", True)
 # A laptop default only; any deployment sets DJANGO_SECRET_KEY.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-only-insecure-lockngen-key-change-me"
+# Behind a TLS proxy: https://gen.example.com (comma-separated).
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
@@ -119,7 +125,14 @@ COMFYUI_URL = (
 ).rstrip("/")
 COMFYUI_URLS = COMFYUI_URLS or [COMFYUI_URL]
 # Every prompt carries the monitor's clientId: ComfyUI routes a prompt's events to it alone.
-COMFYUI_CLIENT_ID = os.environ.get("COMFYUI_CLIENT_ID") or "lockngen-monitor"
+# A socket with the same clientId replaces the other, so each install gets its own by default.
+COMFYUI_CLIENT_ID = (
+    os.environ.get("COMFYUI_CLIENT_ID")
+    or "lockngen-" + hashlib.sha256(SECRET_KEY.encode()).hexdigest()[:16]
+)
+# Asks newer ComfyUI servers (started with --preview-method none, their default) for sampler
+# previews per prompt; older ones ignore it. Empty: leave it to the server.
+COMFYUI_PREVIEW_METHOD = os.environ.get("COMFYUI_PREVIEW_METHOD", "auto")
 COMFYUI_HTTP_TIMEOUT = env_float("COMFYUI_HTTP_TIMEOUT", 10.0)
 
 # Off only for a single-user install: then everything is open and generations have no owner.
@@ -146,6 +159,8 @@ LOCKNGEN = {
     # A running generation with no word from ComfyUI for this long is checked against
     # /history and, if still unfinished there, ends failed with a timeout (and is cancelled).
     "STALE_SECONDS": env_float("LOCKNGEN_STALE_SECONDS", 900.0),
+    # ...and after this long without a frame it reconnects to ComfyUI first, to resync.
+    "RESYNC_SECONDS": env_float("LOCKNGEN_RESYNC_SECONDS", 60.0),
     # Client frames larger than this get an error frame (daphne closes at 1 MiB anyway).
     "MAX_CLIENT_FRAME": env_int("LOCKNGEN_MAX_CLIENT_FRAME", 4096),
 }

@@ -72,6 +72,7 @@ def build_monitor(url: str, client_id: str | None = None) -> Monitor:
         progress_write_interval=conf["PROGRESS_WRITE_INTERVAL"],
         max_backoff=conf["RECONNECT_MAX_DELAY"],
         stale_seconds=conf["STALE_SECONDS"],
+        resync_seconds=conf["RESYNC_SECONDS"],
     )
 
 
@@ -97,6 +98,7 @@ class Monitor:
         progress_write_interval: float = 1.0,
         max_backoff: float = 30.0,
         stale_seconds: float = 900.0,
+        resync_seconds: float = 60.0,
     ) -> None:
         self.comfy_url = comfy_url
         self.client_id = client_id
@@ -106,6 +108,8 @@ class Monitor:
         self.progress_write_interval = progress_write_interval
         self.max_backoff = max_backoff
         self.stale_seconds = stale_seconds
+        self.resync_seconds = resync_seconds
+        self._last_resync = time.monotonic()
         self._last_event: dict[str, float] = {}  # prompt id -> monotonic time of its last frame
         self.stopping = asyncio.Event()
         self._ws: websocket.WebSocket | None = None
@@ -209,7 +213,9 @@ class Monitor:
             return
         prompt_id = getattr(event, "prompt_id", None)
         await self._ensure_tracked(prompt_id)
-        if not isinstance(event, p.Status | p.Unknown | p.FeatureFlags):
+        # ComfyUI's replay of the running node on reconnect is not news from the prompt.
+        replay = isinstance(event, p.Executing) and event.prompt_id is None
+        if not replay and not isinstance(event, p.Status | p.Unknown | p.FeatureFlags):
             owner = prompt_id or self.tracker.running_prompt
             if owner:
                 self._last_event[owner] = time.monotonic()
@@ -336,9 +342,30 @@ class Monitor:
         for position, prompt_id in enumerate(pending, start=1):
             await self._apply(self.tracker.set_queue_position(prompt_id, position, now))
 
+    def _resync_if_deaf(self, now: float) -> None:
+        """A running prompt and a silent socket: reconnect, in case ComfyUI stopped routing
+        to us (when an older socket with our clientId closes, ComfyUI drops our sid from its
+        table although the new socket is open: server.py's ``finally``)."""
+        quiet = [
+            now - self._last_event.get(pid, now)
+            for pid, state in self.tracker.generations.items()
+            if state.status == "running"
+        ]
+        if not quiet or min(quiet) < self.resync_seconds:
+            return
+        if now - self._last_resync < self.resync_seconds or self._ws is None:
+            return
+        log.warning("a running prompt has been silent for %.0fs: reconnecting", min(quiet))
+        self._last_resync = now
+        try:
+            self._ws.abort()  # the session ends; run() reconnects and reconciles
+        except Exception:  # noqa: BLE001 - already gone: the same outcome
+            pass
+
     async def settle_stale(self) -> None:
         """A running prompt that ComfyUI has said nothing about for too long is ended."""
         now = time.monotonic()
+        self._resync_if_deaf(now)
         for prompt_id, state in list(self.tracker.generations.items()):
             quiet = now - self._last_event.get(prompt_id, now)
             if state.status != "running" or state.finishing or quiet < self.stale_seconds:

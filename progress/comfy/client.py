@@ -53,9 +53,17 @@ class ComfyClient:
         except ValueError as exc:
             raise ComfyUnavailable(f"{method} {path} answered non-JSON") from exc
 
-    def submit(self, workflow: dict[str, Any], prompt_id: str, client_id: str) -> dict[str, Any]:
+    def submit(
+        self,
+        workflow: dict[str, Any],
+        prompt_id: str,
+        client_id: str,
+        preview_method: str = "",
+    ) -> dict[str, Any]:
         """POST /prompt; returns ComfyUI's answer or raises ComfyRejected/ComfyUnavailable."""
-        body = {"prompt": workflow, "prompt_id": prompt_id, "client_id": client_id}
+        body: dict[str, Any] = {"prompt": workflow, "prompt_id": prompt_id, "client_id": client_id}
+        if preview_method:
+            body["extra_data"] = {"preview_method": preview_method}
         response = self._request("POST", "/prompt", json=body)
         try:
             answer = response.json()

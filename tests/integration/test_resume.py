@@ -25,6 +25,7 @@ def short(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stac
         LOCKNGEN_REQUIRE_AUTH="false",
         LOCKNGEN_LOG_LENGTH=str(LOG_LENGTH),
         LOCKNGEN_STALE_SECONDS="3",
+        LOCKNGEN_RESYNC_SECONDS="1.5",
     )
     try:
         yield s
@@ -34,7 +35,7 @@ def short(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stac
 
 @pytest.fixture
 def stack(short: Stack, transactional_db) -> Stack:
-    requests.post(f"{short.sim_url}/sim/reset", timeout=5)
+    requests.post(f"{short.sim_url}/sim/reset", timeout=30)  # waits out a running step
     return short
 
 
@@ -107,6 +108,25 @@ async def test_bad_after_seq_is_4400(stack) -> None:
     async with Watcher(progress_url(stack, gid) + "&afterSeq=-4") as bad:
         await asyncio.sleep(0.5)
     assert bad.close_code == 4400 and bad.messages[0]["type"] == "error"
+
+
+async def test_monitor_resyncs_when_comfyui_stops_routing_to_it(stack) -> None:
+    """ComfyUI's quirk: an older socket with our clientId closing drops our routing."""
+    import aiohttp
+
+    gid = create(stack.web_url, slow_noise(steps=14, seconds=0.5, seed=107))["id"]
+    client_id = stack.env["COMFYUI_CLIENT_ID"]
+    ws_url = stack.sim_url.replace("http://", "ws://") + f"/ws?clientId={client_id}"
+    async with Watcher(progress_url(stack, gid)) as watcher:
+        await watcher.until(lambda ms: any((m["data"]["step"] or 0) >= 2 for m in ms))
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(ws_url) as intruder:
+                await intruder.receive()  # its status frame: it now owns our sid...
+        # ...and closing it removed the sid: the monitor hears nothing until it resyncs.
+        msgs = await watcher.until_done(gid, timeout=40)
+    assert kinds(msgs)[-1] == "completed"
+    assert_gapless([m for m in msgs if m["type"] != "generation.snapshot"])
+    assert "reconnecting" in stack.monitor.log_path.read_text()
 
 
 async def test_a_prompt_that_never_ends_fails_with_a_timeout(stack) -> None:
