@@ -101,8 +101,8 @@ def _create(request: HttpRequest) -> HttpResponse:
         return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         asked = generation_requests.parse(json.loads(request.body or b"null"))
-    except json.JSONDecodeError:
-        return error(400, "body is not valid JSON", field=None)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return error(400, "body is not valid JSON (UTF-8)", field=None)
     except RecursionError:
         return error(400, "body is nested too deeply", field=None)
     except generation_requests.RequestError as exc:

@@ -10,8 +10,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from lockngen import daphne_options  # noqa: E402
 from lockngen.auth import websocket_auth  # noqa: E402
 from progress.routing import websocket_urlpatterns  # noqa: E402
+
+daphne_options.install()  # protocol errors close with their code, not a dropped socket
 
 application = ProtocolTypeRouter(
     {

@@ -29,6 +29,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_LAYER_DOWN = 4503  # the channel layer failed: reconnect and try again
 # Messages that arrive while the snapshot is being read wait; a few seconds' worth at most.
 MAX_HELD = 1000
+# Generations whose position a socket remembers (a long-lived firehose forgets the oldest).
+MAX_TRACKED = 2000
 # Client frames (pings, resumes) per socket: a flood is refused, not served.
 FRAMES_PER_SECOND, FRAME_BURST = 20, 40
 
@@ -79,6 +81,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
+        self.sent_run: dict[str, tuple[int, int]] = {}
         self.frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST)
         if not self.scope.get("origin_ok", True):
             await self.close()  # a foreign page: refuse the handshake itself (HTTP 403)
@@ -131,10 +134,20 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self._send_snapshot(snapshot)
 
     async def _catch_up(self, generation_id: str, after: int) -> None:
+        """Send every message after ``after`` that this socket has not sent one by one.
+
+        A snapshot is a summary, not the messages: those it covers are replayed when asked
+        for; the live run already sent is never sent again (no duplicate).
+        """
+        sent = self.sent_run.get(generation_id)
         caught = await catch_up(generation_id, after)
-        for text in caught.texts:
+        for seq, text in caught.frames:
+            # (A "recovered": false snapshot always goes: the client must learn of the loss.)
+            if caught.recovered and sent is not None and sent[0] <= seq <= sent[1]:
+                continue
             await self.send(text_data=text)
-        self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
+        if caught.frames:
+            self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
 
     async def _watch_all(self) -> None:
         await self._join(firehose_group())
@@ -235,8 +248,15 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         generation_id, seq = event["generation_id"], event["seq"]
         if seq <= self.last_seq.get(generation_id, 0):
             return  # covered by the snapshot (or a duplicate)
-        if event["type"] in m.TERMINAL_TYPES:
-            self.last_seq.pop(generation_id, None)  # bounded: finished ones are forgotten
-        else:
-            self.last_seq[generation_id] = seq
+        self._mark_sent(generation_id, seq, seq)
         await self.send(text_data=event["text"])
+
+    def _mark_sent(self, generation_id: str, first: int, last: int) -> None:
+        """Remember what went out: live messages form one gapless run per generation."""
+        self.last_seq[generation_id] = max(last, self.last_seq.get(generation_id, 0))
+        start, _ = self.sent_run.get(generation_id, (first, last))
+        self.sent_run[generation_id] = (min(start, first), max(last, self.last_seq[generation_id]))
+        if len(self.last_seq) > MAX_TRACKED:  # a firehose open for days: forget the oldest
+            oldest = next(iter(self.last_seq))
+            self.last_seq.pop(oldest)
+            self.sent_run.pop(oldest, None)

@@ -397,7 +397,10 @@ class Monitor:
             await self._apply(self.tracker.fail(prompt_id, give_up_with, now))
         elif await rows.cancel_requested(state.generation_id):
             await self._apply(self.tracker.cancel(prompt_id, now))
-        elif now - state.created_at > LOST_GRACE_SECONDS:
+        elif state.status == "running" or now - state.created_at > LOST_GRACE_SECONDS:
+            # Neither queued nor finished there: ComfyUI restarted (its queue and history
+            # live in memory) or someone removed it. A young queued row may still be in
+            # flight (written before POST /prompt), hence the grace for those.
             msg = "ComfyUI no longer knows this prompt (it restarted or dropped it)"
             await self._apply(self.tracker.fail(prompt_id, msg, now))
 

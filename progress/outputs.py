@@ -47,7 +47,10 @@ def image_path(generation_id: str, name: str) -> Path | None:
     if name != Path(name).name or name.startswith("."):
         return None
     path = generation_dir(generation_id) / name
-    return path if path.is_file() else None
+    try:
+        return path if path.is_file() else None
+    except OSError:  # a name too long for the file system is no image of ours either
+        return None
 
 
 def content_type(name: str) -> str:

@@ -16,8 +16,9 @@ TERMINAL_TYPE = {"completed": m.COMPLETED, "failed": m.FAILED, "cancelled": m.CA
 
 @dataclass(frozen=True)
 class CatchUp:
-    texts: list[str]  # frames to send, in order
+    frames: list[tuple[int, str]]  # (seq, text) to send, in order
     last_seq: int  # the seq the client is at afterwards
+    recovered: bool = True  # False: a snapshot stands in for messages the log lost
 
 
 def _row(generation_id: str) -> Generation | None:
@@ -44,9 +45,9 @@ async def catch_up(generation_id: str, after_seq: int) -> CatchUp:
     if after_seq == newest:
         return CatchUp([], after_seq)
     if log and log[0][0] <= after_seq + 1 and after_seq < log[-1][0]:
-        return CatchUp([text for seq, text in log if seq > after_seq], log[-1][0])
+        return CatchUp([(seq, text) for seq, text in log if seq > after_seq], log[-1][0])
     if row.status in TERMINAL_STATUSES and row.seq == after_seq + 1 and row.seq >= newest:
-        return CatchUp([m.dumps(terminal_message(row))], row.seq)
+        return CatchUp([(row.seq, m.dumps(terminal_message(row)))], row.seq)
     snapshot = dict(freshest(row, await store.read_state(generation_id)))
     snapshot["recovered"] = False
-    return CatchUp([m.dumps(snapshot)], snapshot["seq"])
+    return CatchUp([(snapshot["seq"], m.dumps(snapshot))], snapshot["seq"], recovered=False)
