@@ -228,6 +228,7 @@ def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
         DJANGO_MEDIA_ROOT=str(log_dir / "media"),
         COMFYUI_CLIENT_ID=f"lockngen-bench-{run}",
         DJANGO_DEBUG="false",
+        LOCKNGEN_REQUIRE_AUTH="false",  # a single-user install: no tokens in the way
     )
     keep = ("REDIS_URL", "DATABASE_URL", "LOCKNGEN_REDIS_PREFIX", "DJANGO_SETTINGS_MODULE")
     os.environ.update({k: env[k] for k in keep})
