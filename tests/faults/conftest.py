@@ -64,11 +64,3 @@ def rig(fault_stack: Stack, transactional_db, request) -> Iterator[Stack]:
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(fault_stack.logs())
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.when == "call":
-        item.rep_call = report
-    return report
