@@ -22,7 +22,7 @@ from lockngen.models import ACTIVE_STATUSES, Generation, Status
 from lockngen.ratelimit import retry_after
 from progress import outputs, store
 from progress.comfy.client import ComfyRejected, ComfyUnavailable
-from progress.snapshots import row_data
+from progress.snapshots import freshest, row_data
 
 log = logging.getLogger("lockngen.api")
 
@@ -41,15 +41,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 def generation_json(row: Generation) -> dict[str, Any]:
     """The row, brought up to date with the latest published message (rows lag by design)."""
-    data: dict[str, Any] = dict(row_data(row))
-    seq = row.seq
     try:
         state = store.read_state_sync(str(row.id))
     except redis.RedisError:
         state = None
-    if state is not None and state.get("seq", 0) > seq and isinstance(state.get("data"), dict):
-        data.update(state["data"])
-        seq = state["seq"]
+    latest = freshest(row, state)
+    data: dict[str, Any] = {**row_data(row), **latest["data"]}
+    seq = latest["seq"]
     return {
         "id": str(row.id),
         **data,
