@@ -24,12 +24,6 @@ from tests.integration.clients import Watcher, create, slow_noise
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
-def step_reached(gid: str, step: int):
-    return lambda ms: any(
-        (m["data"]["step"] or 0) >= step for m in ms if m.get("generationId") == gid
-    )
-
-
 def assert_exactly_once(figures, messages) -> None:
     assert figures.lost == 0 and figures.duplicated == 0, (figures, [m["seq"] for m in messages])
     assert figures.out_of_order == 0 and figures.delivered == figures.expected, figures
@@ -39,7 +33,7 @@ async def test_monitor_sigkill_mid_generation(rig) -> None:
     gid = create(rig.web_url, slow_noise(steps=20, seconds=0.15, seed=101))["id"]
     url = f"{rig.ws_url}/api/ws/progress?generationId={gid}"
     async with Watcher(url) as one, Watcher(f"{rig.ws_url}/api/ws/progress") as firehose:
-        await one.until(step_reached(gid, 4))
+        await one.until_step(gid, 4)
         rig.monitor.kill()  # SIGKILL: no cleanup at all
         killed_at = time.monotonic()
         await asyncio.sleep(1.0)
@@ -70,7 +64,7 @@ async def test_simulator_drops_every_socket_mid_generation(rig) -> None:
     gid = create(rig.web_url, slow_noise(steps=20, seconds=0.15, seed=102))["id"]
     url = f"{rig.ws_url}/api/ws/progress?generationId={gid}"
     async with Watcher(url) as one:
-        await one.until(step_reached(gid, 4))
+        await one.until_step(gid, 4)
         dropped = requests.post(f"{rig.sim_url}/sim/drop_sockets", timeout=5).json()["dropped"]
         msgs = await one.until_done(gid, timeout=40)
     body = final_seq(rig.web_url, gid)
@@ -92,7 +86,7 @@ async def test_simulator_restarted_mid_generation_ends_the_generation(rig) -> No
     gid = create(rig.web_url, slow_noise(steps=40, seconds=0.15, seed=103))["id"]
     url = f"{rig.ws_url}/api/ws/progress?generationId={gid}"
     async with Watcher(url) as one:
-        await one.until(step_reached(gid, 4))
+        await one.until_step(gid, 4)
         assert rig.sim.stop(signal.SIGTERM) is not None
         await asyncio.sleep(0.5)
         await asyncio.to_thread(restart_simulator, rig)

@@ -74,6 +74,13 @@ class Watcher:
     def of(self, generation_id: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("generationId") == generation_id]
 
+    async def until_step(self, generation_id: str, step: int, timeout: float = 30.0) -> None:
+        """Until the generation has reported at least ``step`` (of its current node)."""
+        await self.until(
+            lambda _: any((m["data"]["step"] or 0) >= step for m in self.of(generation_id)),
+            timeout,
+        )
+
     async def until_done(self, generation_id: str, timeout: float = 30.0) -> list[dict[str, Any]]:
         terminal = {"generation.completed", "generation.failed", "generation.cancelled"}
         await self.until(

@@ -153,11 +153,7 @@ async def test_cancel_queued_and_running_both_end_cancelled(people) -> None:
     async with alice.watch() as watcher:
         running = alice.create(slow_noise(steps=30, seconds=0.1, seed=41))["id"]
         queued = alice.create(slow_noise(steps=3, seconds=0.1, seed=42))["id"]
-        await watcher.until(
-            lambda ms: any(
-                (m["data"]["step"] or 0) >= 2 for m in ms if m["generationId"] == running
-            )
-        )
+        await watcher.until_step(running, 2)
         assert alice.call("POST", f"/api/generations/{queued}/cancel").status_code == 202
         assert kinds(await watcher.until_done(queued))[-1] == "cancelled"
         assert alice.call("POST", f"/api/generations/{running}/cancel").status_code == 202

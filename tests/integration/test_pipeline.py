@@ -53,11 +53,7 @@ async def test_watchers_of_one_generation_and_the_firehose_agree(live) -> None:
 async def test_late_joiner_gets_the_snapshot_first_then_live(live) -> None:
     async with Watcher(f"{live.ws_url}/api/ws/progress") as firehose:
         gid = create(live.web_url, slow_noise(steps=12, seconds=0.15))["id"]
-        await firehose.until(
-            lambda ms: any(
-                (m["data"]["step"] or 0) >= 4 for m in ms if m.get("generationId") == gid
-            )
-        )
+        await firehose.until_step(gid, 4)
         async with Watcher(f"{live.ws_url}/api/ws/progress?generationId={gid}") as late:
             msgs = await late.until_done(gid)
     snapshot = msgs[0]
@@ -102,11 +98,7 @@ async def test_interrupt_ends_cancelled(live) -> None:
     async with Watcher(f"{live.ws_url}/api/ws/progress") as firehose:
         gen = create(live.web_url, slow_noise(steps=20, seconds=0.1, seed=7))
         gid = gen["id"]
-        await firehose.until(
-            lambda ms: any(
-                (m["data"]["step"] or 0) >= 2 for m in ms if m.get("generationId") == gid
-            )
-        )
+        await firehose.until_step(gid, 2)
         requests.post(f"{live.sim_url}/interrupt", json={}, timeout=5)
         msgs = await firehose.until_done(gid)
     assert kinds(msgs)[-1] == "cancelled"
@@ -127,11 +119,7 @@ async def test_cached_rerun_completes(live) -> None:
 async def test_monitor_killed_and_restarted_mid_generation_still_completes(live) -> None:
     async with Watcher(f"{live.ws_url}/api/ws/progress") as firehose:
         gid = create(live.web_url, slow_noise(steps=16, seconds=0.2, seed=11))["id"]
-        await firehose.until(
-            lambda ms: any(
-                (m["data"]["step"] or 0) >= 3 for m in ms if m.get("generationId") == gid
-            )
-        )
+        await firehose.until_step(gid, 3)
         live.monitor.kill()
         await asyncio.sleep(1.0)
         live.start_monitor()
@@ -148,11 +136,7 @@ async def test_monitor_killed_and_restarted_mid_generation_still_completes(live)
 async def test_monitor_restarted_after_the_end_reconciles_from_history(live) -> None:
     async with Watcher(f"{live.ws_url}/api/ws/progress") as firehose:
         gid = create(live.web_url, slow_noise(steps=6, seconds=0.2, seed=12))["id"]
-        await firehose.until(
-            lambda ms: any(
-                (m["data"]["step"] or 0) >= 2 for m in ms if m.get("generationId") == gid
-            )
-        )
+        await firehose.until_step(gid, 2)
         live.monitor.kill()
         await asyncio.sleep(2.0)  # the prompt finishes while nobody listens
         live.start_monitor()
@@ -164,11 +148,7 @@ async def test_monitor_restarted_after_the_end_reconciles_from_history(live) -> 
 async def test_simulator_dropping_every_socket_mid_generation(live) -> None:
     async with Watcher(f"{live.ws_url}/api/ws/progress") as firehose:
         gid = create(live.web_url, slow_noise(steps=16, seconds=0.15, seed=13))["id"]
-        await firehose.until(
-            lambda ms: any(
-                (m["data"]["step"] or 0) >= 3 for m in ms if m.get("generationId") == gid
-            )
-        )
+        await firehose.until_step(gid, 3)
         requests.post(f"{live.sim_url}/sim/drop_sockets", timeout=5)
         msgs = await firehose.until_done(gid, timeout=40)
     assert kinds(msgs)[-1] == "completed" and msgs[-1]["data"]["images"]

@@ -47,7 +47,7 @@ def progress_url(stack: Stack, gid: str, after: int | None = None) -> str:
 async def test_reconnect_with_after_seq_replays_exactly_what_was_missed(stack) -> None:
     gid = create(stack.web_url, slow_noise(steps=10, seconds=0.15, seed=101))["id"]
     async with Watcher(progress_url(stack, gid)) as first:
-        await first.until(lambda ms: any((m["data"]["step"] or 0) >= 2 for m in ms))
+        await first.until_step(gid, 2)
     got = list(first.messages)
     await asyncio.sleep(0.5)  # messages go by while nobody listens
     async with Watcher(progress_url(stack, gid, got[-1]["seq"])) as second:
@@ -118,7 +118,7 @@ async def test_monitor_resyncs_when_comfyui_stops_routing_to_it(stack) -> None:
     client_id = stack.env["COMFYUI_CLIENT_ID"]
     ws_url = stack.sim_url.replace("http://", "ws://") + f"/ws?clientId={client_id}"
     async with Watcher(progress_url(stack, gid)) as watcher:
-        await watcher.until(lambda ms: any((m["data"]["step"] or 0) >= 2 for m in ms))
+        await watcher.until_step(gid, 2)
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(ws_url) as intruder:
                 await intruder.receive()  # its status frame: it now owns our sid...
