@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "comfyui" / "traces"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shared_dir() -> Path:
+    """``../shared`` beside the checkout (as CI lays it out); for a clone made elsewhere, the
+    one beside the repository it was cloned from; or ``LOCKNGEN_SHARED_DIR``."""
+    candidates = [ROOT.parent / "shared"]
+    if os.environ.get("LOCKNGEN_SHARED_DIR"):
+        candidates.insert(0, Path(os.environ["LOCKNGEN_SHARED_DIR"]))
+    origin = subprocess.run(
+        ["git", "config", "--get", "remote.origin.url"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared")
+    return next((c for c in candidates if (c / "comfyui").is_dir()), candidates[0])
+
+
+TRACES = _shared_dir() / "comfyui" / "traces"
 ALL_TRACES = sorted(p.name for p in TRACES.glob("*.jsonl"))
 
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from progress.comfy import protocol
-
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "comfyui" / "traces"
+from tests.traces import TRACES
 
 Kind = tuple[Any, ...]
 
