@@ -24,7 +24,6 @@ FAILED: MessageType = "generation.failed"
 CANCELLED: MessageType = "generation.cancelled"
 SNAPSHOT: MessageType = "generation.snapshot"
 
-LIVE_TYPES: tuple[MessageType, ...] = (QUEUED, STARTED, PROGRESS, COMPLETED, FAILED, CANCELLED)
 TERMINAL_TYPES: tuple[MessageType, ...] = (COMPLETED, FAILED, CANCELLED)
 
 
