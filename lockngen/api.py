@@ -21,6 +21,7 @@ from lockngen.backends import choose_backend, client_for
 from lockngen.models import ACTIVE_STATUSES, Generation, Status
 from lockngen.ratelimit import retry_after
 from progress import outputs, store
+from progress.comfy.answers import read_rejection
 from progress.comfy.client import ComfyRejected, ComfyUnavailable
 from progress.snapshots import freshest, row_data
 
@@ -63,24 +64,11 @@ def generation_json(row: Generation) -> dict[str, Any]:
 
 
 def comfy_rejection(exc: ComfyRejected) -> JsonResponse:
-    """ComfyUI's 400, as ours: its message, and each node's errors."""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    err = body.get("error") if isinstance(body.get("error"), dict) else {}
-    message = err.get("message") or "ComfyUI rejected the workflow"
-    if err.get("details"):
-        message = f"{message}: {err['details']}"
-    node_errors = {}
-    for node_id, node in (body.get("node_errors") or {}).items():
-        if isinstance(node, dict):
-            node_errors[node_id] = {
-                "classType": node.get("class_type"),
-                "errors": [
-                    {k: e.get(k) for k in ("type", "message", "details")}
-                    for e in node.get("errors", [])
-                    if isinstance(e, dict)
-                ],
-            }
-    return error(400, message, field=None, type=err.get("type"), nodeErrors=node_errors)
+    """ComfyUI's 400, as ours: its message, and each node's errors (any server's shapes)."""
+    rejection = read_rejection(exc.body)
+    return error(
+        400, rejection.message, field=None, type=rejection.type, nodeErrors=rejection.node_errors
+    )
 
 
 # --------------------------------------------------------------------------- collection

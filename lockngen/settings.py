@@ -98,8 +98,23 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-# Namespaces our Redis keys and channel-layer names, so tests and installs can share a server.
-REDIS_PREFIX = os.environ.get("LOCKNGEN_REDIS_PREFIX") or "lockngen"
+
+
+def install_prefix(secret_key: str, database: dict, redis_url: str) -> str:
+    """A Redis namespace of this install's own: pub/sub channels ignore the db index, so
+    two installs on one Redis (production on db 0, staging on db 1) would hear each other.
+    Derived from what makes an install: its secret, its database and its Redis db."""
+    identity = "|".join(
+        [secret_key, str(database.get("NAME")), str(database.get("HOST")), redis_url]
+    )
+    return "lockngen-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
+# Namespaces our Redis keys and channel-layer names; every web process and monitor of one
+# install must agree on it (they share the environment it is derived from).
+REDIS_PREFIX = os.environ.get("LOCKNGEN_REDIS_PREFIX") or install_prefix(
+    SECRET_KEY, DATABASES["default"], REDIS_URL
+)
 
 # Embedded mode (no Redis reachable; ``run_stack`` decides): one process holds everything,
 # with an in-process channel layer and an in-process stand-in for Redis (fakeredis).
@@ -161,6 +176,8 @@ LOCKNGEN = {
     "STALE_SECONDS": env_float("LOCKNGEN_STALE_SECONDS", 900.0),
     # ...and after this long without a frame it reconnects to ComfyUI first, to resync.
     "RESYNC_SECONDS": env_float("LOCKNGEN_RESYNC_SECONDS", 60.0),
+    # A generation running longer than this is cancelled on ComfyUI and ends failed (0: never).
+    "MAX_RUN_SECONDS": env_float("LOCKNGEN_MAX_RUN_SECONDS", 1800.0),
     # Client frames larger than this get an error frame (daphne closes at 1 MiB anyway).
     "MAX_CLIENT_FRAME": env_int("LOCKNGEN_MAX_CLIENT_FRAME", 4096),
 }

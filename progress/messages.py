@@ -37,6 +37,7 @@ class GenerationData(TypedDict):
     error: str | None
     images: list[str]
     queuePosition: int | None
+    activity: str | None  # the running node's activity before steps ("loading"), newer servers
 
 
 class Message(TypedDict):

@@ -24,8 +24,10 @@ from django.conf import settings
 from progress import messages as m
 from progress import rows
 from progress.comfy import protocol as p
-from progress.comfy.client import ComfyClient, ComfyUnavailable, QueueSnapshot
+from progress.comfy.answers import Outcome, QueueSnapshot, UnexpectedShape
+from progress.comfy.client import ComfyClient, ComfyUnavailable, ServerInfo
 from progress.publisher import Publisher
+from progress.reconcile import UNREADABLE, Doubt, Sighting, Verdict, decide, from_answers, from_job
 from progress.store import async_redis
 from progress.tracker import (
     Effect,
@@ -43,9 +45,6 @@ from progress.tracker import (
 
 log = logging.getLogger("lockngen.monitor")
 
-# A queued generation that neither /queue nor /history knows is declared lost only after
-# this long: its row is written just before POST /prompt, so a young one may be in flight.
-LOST_GRACE_SECONDS = 60.0
 _CLOSED = object()  # the reader thread's "socket gone" marker
 # A silent socket is pinged after this long, and given up after twice this long: a ComfyUI
 # host that vanishes without a FIN must not leave the monitor waiting forever.
@@ -73,6 +72,7 @@ def build_monitor(url: str, client_id: str | None = None) -> Monitor:
         max_backoff=conf["RECONNECT_MAX_DELAY"],
         stale_seconds=conf["STALE_SECONDS"],
         resync_seconds=conf["RESYNC_SECONDS"],
+        max_run_seconds=conf["MAX_RUN_SECONDS"],
     )
 
 
@@ -99,6 +99,7 @@ class Monitor:
         max_backoff: float = 30.0,
         stale_seconds: float = 900.0,
         resync_seconds: float = 60.0,
+        max_run_seconds: float = 0.0,
     ) -> None:
         self.comfy_url = comfy_url
         self.client_id = client_id
@@ -109,6 +110,12 @@ class Monitor:
         self.max_backoff = max_backoff
         self.stale_seconds = stale_seconds
         self.resync_seconds = resync_seconds
+        self.max_run_seconds = max_run_seconds  # 0: no limit
+        self.server: ServerInfo | None = None  # learned on each connect
+        self._recheck: dict[str, float] = {}  # prompt id -> when to ask about it again
+        self._absent_since: dict[str, float] = {}  # prompt id -> first clean "unknown"
+        self._shapes_seen: set[str] = set()
+        self._preview_format: str | None = None
         self._last_resync = time.monotonic()
         self._last_event: dict[str, float] = {}  # prompt id -> monotonic time of its last frame
         self.stopping = asyncio.Event()
@@ -171,6 +178,7 @@ class Monitor:
         try:
             # Flags are per socket: re-sent on every connection, or previews lose prompt ids.
             await asyncio.to_thread(ws.send, m.dumps(p.FEATURE_FLAGS_HELLO))
+            await self._guard(self._learn_server())
             await self._guard(self.reconcile())
             await self._consume(queue)
         finally:
@@ -180,6 +188,36 @@ class Monitor:
             except Exception:  # noqa: BLE001
                 pass
         return True
+
+    async def _learn_server(self) -> None:
+        try:
+            self.server = await asyncio.to_thread(self.client.server_info)
+        except ComfyUnavailable as exc:  # the next connection asks again
+            log.warning("cannot ask ComfyUI at %s what it is: %s", self.comfy_url, exc)
+            self.server = ServerInfo(version=None, has_jobs=False)
+        log.info(
+            "ComfyUI at %s: version %s, jobs API %s",
+            self.comfy_url,
+            self.server.version or "unknown",
+            "yes" if self.server.has_jobs else "no",
+        )
+        await self.publisher.describe_server(self.comfy_url, self._server_facts())
+
+    def _server_facts(self) -> dict[str, Any]:
+        """What ``monitor_health`` prints about the server."""
+        server = self.server
+        return {
+            "version": server.version if server else None,
+            "jobsApi": server.has_jobs if server else None,
+            "previews": self._preview_format,
+        }
+
+    async def _on_server_flags(self, flags: dict[str, Any]) -> None:
+        """ComfyUI's reply to our hello says which preview frames it will send us."""
+        metadata = bool(flags.get("supports_preview_metadata"))
+        self._preview_format = "type 4 (with prompt id)" if metadata else "type 1 (legacy)"
+        log.info("ComfyUI at %s sends previews as %s", self.comfy_url, self._preview_format)
+        await self.publisher.describe_server(self.comfy_url, self._server_facts())
 
     async def _consume(self, queue: asyncio.Queue[Any]) -> None:
         while not self.stopping.is_set():
@@ -217,8 +255,10 @@ class Monitor:
         replay = isinstance(event, p.Executing) and event.prompt_id is None
         if not replay and not isinstance(event, p.Status | p.Unknown | p.FeatureFlags):
             owner = prompt_id or self.tracker.running_prompt
-            if owner:
+            if self.tracker.get(owner):  # prompts of others are not ours to time
                 self._last_event[owner] = time.monotonic()
+        if isinstance(event, p.FeatureFlags):
+            await self._on_server_flags(event.flags)
         await self._apply(self.tracker.handle(event, time.time()))
         if isinstance(event, p.Status) and event.sid is None:
             await self.refresh_queue()  # the queue changed: new generations, new positions
@@ -273,6 +313,9 @@ class Monitor:
             # The row before the message: a client that GETs on a terminal message sees it.
             self._dirty.pop(state.generation_id, None)
             await rows.save(state, effect.message["seq"])
+        if state.terminal:
+            for table in (self._recheck, self._absent_since, self._last_event):
+                table.pop(state.prompt_id, None)
         await self.publisher.publish(effect.message, owner_id=state.owner_id)
 
     async def _complete(self, prompt_id: str, images: list[ImageRef]) -> None:
@@ -290,6 +333,7 @@ class Monitor:
             await asyncio.sleep(self.progress_write_interval)
             await self._guard(self._flush_dirty())
             await self._guard(self.settle_stale())
+            await self._guard(self.recheck_due())
             if time.monotonic() - beat >= HEARTBEAT_SECONDS:
                 beat = time.monotonic()
                 connected = self._ws is not None
@@ -305,37 +349,39 @@ class Monitor:
 
     async def reconcile(self) -> None:
         """After (re)connecting: bring every unfinished generation in line with ComfyUI."""
-        queue = await self._adopt_and_read_queue()
-        if queue is None:
-            return
-        for prompt_id in queue.running:
+        await self._adopt_rows()
+        queue = await self._read_queue()
+        for prompt_id in queue.running if queue else []:
             await self._apply(self.tracker.mark_running(prompt_id, time.time()))
-        await self._settle_vanished(queue, only_queued=False)
-        await self._apply_positions(queue.pending)
+        for prompt_id in list(self.tracker.generations):
+            if queue is None or not queue.knows(prompt_id):
+                await self.reconcile_prompt(prompt_id, queue)
+        if queue is not None:
+            await self._apply_positions(queue.pending)
 
     async def refresh_queue(self) -> None:
         """ComfyUI's queue changed: adopt new generations, settle vanished ones, renumber."""
-        queue = await self._adopt_and_read_queue()
-        if queue is not None:
+        await self._adopt_rows()
+        queue = await self._read_queue()
+        if queue is None:
+            return
+        for prompt_id, state in list(self.tracker.generations.items()):
             # A queued prompt deleted from ComfyUI's queue vanishes without any event.
-            await self._settle_vanished(queue, only_queued=True)
-            await self._apply_positions(queue.pending)
+            if state.status == "queued" and not queue.knows(prompt_id):
+                await self.reconcile_prompt(prompt_id, queue)
+        await self._apply_positions(queue.pending)
 
-    async def _adopt_and_read_queue(self) -> QueueSnapshot | None:
+    async def _adopt_rows(self) -> None:
         for state in await rows.load_all_active(self.comfy_url):
             if self.tracker.get(state.prompt_id) is None:
                 await self._track(state)
+
+    async def _read_queue(self) -> QueueSnapshot | None:
         try:
             return await asyncio.to_thread(self.client.queue)
-        except ComfyUnavailable as exc:
-            log.warning("cannot read ComfyUI's queue: %s", exc)
+        except (ComfyUnavailable, UnexpectedShape) as exc:
+            self._unreadable(exc, "the queue")
             return None
-
-    async def _settle_vanished(self, queue: QueueSnapshot, *, only_queued: bool) -> None:
-        waiting = set(queue.running) | set(queue.pending)
-        for prompt_id, state in list(self.tracker.generations.items()):
-            if prompt_id not in waiting and (state.status == "queued" or not only_queued):
-                await self.reconcile_prompt(prompt_id)
 
     async def _apply_positions(self, pending: list[str]) -> None:
         now = time.time()
@@ -363,48 +409,107 @@ class Monitor:
             pass
 
     async def settle_stale(self) -> None:
-        """A running prompt that ComfyUI has said nothing about for too long is ended."""
+        """Running prompts silent for too long, or past the run limit, are looked at again."""
         now = time.monotonic()
         self._resync_if_deaf(now)
         for prompt_id, state in list(self.tracker.generations.items()):
-            quiet = now - self._last_event.get(prompt_id, now)
-            if state.status != "running" or state.finishing or quiet < self.stale_seconds:
+            if state.status != "running" or state.finishing:
                 continue
-            log.warning("no word about %s for %.0fs: checking its history", prompt_id, quiet)
-            error = f"timed out: no progress from ComfyUI for {quiet:.0f} s"
+            quiet = now - self._last_event.get(prompt_id, now)
+            stale = quiet >= self.stale_seconds
+            if not stale and self._over_limit(state, time.time()) is None:
+                continue
+            log.warning("checking on %s: silent for %.0fs, or past the run limit", prompt_id, quiet)
+            error = f"timed out: no progress from ComfyUI for {quiet:.0f} s" if stale else None
             await self.reconcile_prompt(prompt_id, give_up_with=error)
-            self._last_event[prompt_id] = time.monotonic()  # if ComfyUI was unreachable
+            self._last_event[prompt_id] = time.monotonic()  # if ComfyUI was unreadable
 
-    async def reconcile_prompt(self, prompt_id: str, give_up_with: str | None = None) -> None:
-        """Ask /history how a prompt ended; settle the generation accordingly.
+    async def recheck_due(self) -> None:
+        """Prompts whose fate was in doubt are asked about again when their time comes."""
+        now = time.time()
+        for prompt_id, at in list(self._recheck.items()):
+            if at <= now:
+                await self.reconcile_prompt(prompt_id)
+
+    def _over_limit(self, state: GenerationState, now: float) -> str | None:
+        if not self.max_run_seconds or state.started_at is None:
+            return None
+        if now - state.started_at < self.max_run_seconds:
+            return None
+        return f"stopped: ran longer than the limit of {self.max_run_seconds:.0f} s"
+
+    async def reconcile_prompt(
+        self,
+        prompt_id: str,
+        queue: QueueSnapshot | None = None,
+        give_up_with: str | None = None,
+    ) -> None:
+        """Ask ComfyUI what became of a prompt, and act on ``reconcile.decide``'s verdict.
 
         ``give_up_with``: an error to end it with (and cancel it) when it has not ended.
         """
         state = self.tracker.get(prompt_id)
         if state is None:
             return
-        try:
-            body = await asyncio.to_thread(self.client.history, prompt_id)
-        except ComfyUnavailable as exc:
-            log.warning("cannot read history of %s: %s", prompt_id, exc)
-            return
-        outcome = p.history_outcome(body, prompt_id)
+        sighting = await self._sight(prompt_id, queue)
         now = time.time()
-        if outcome is not None:
-            await self._settle(state, outcome, now)
-        elif give_up_with is not None:
-            await asyncio.to_thread(_cancel_quietly, self.client, prompt_id)
-            await self._apply(self.tracker.fail(prompt_id, give_up_with, now))
-        elif await rows.cancel_requested(state.generation_id):
-            await self._apply(self.tracker.cancel(prompt_id, now))
-        elif state.status == "running" or now - state.created_at > LOST_GRACE_SECONDS:
-            # Neither queued nor finished there: ComfyUI restarted (its queue and history
-            # live in memory) or someone removed it. A young queued row may still be in
-            # flight (written before POST /prompt), hence the grace for those.
-            msg = "ComfyUI no longer knows this prompt (it restarted or dropped it)"
-            await self._apply(self.tracker.fail(prompt_id, msg, now))
+        doubt = Doubt(
+            status=state.status,
+            created_at=state.created_at,
+            absent_since=self._absent_since.get(prompt_id),
+            cancel_requested=await rows.cancel_requested(state.generation_id),
+            give_up_with=give_up_with,
+            over_limit=self._over_limit(state, now),
+        )
+        await self._carry_out(state, decide(sighting, doubt, now), now)
 
-    async def _settle(self, state: GenerationState, outcome: p.HistoryOutcome, now: float) -> None:
+    async def _sight(self, prompt_id: str, queue: QueueSnapshot | None) -> Sighting:
+        """What the server says of a prompt: by the jobs API where it has one."""
+        try:
+            if self.server is not None and self.server.has_jobs:
+                return from_job(await asyncio.to_thread(self.client.job, prompt_id))
+            outcome = await asyncio.to_thread(self.client.history, prompt_id)
+            if outcome is None and queue is None:
+                queue = await asyncio.to_thread(self.client.queue)
+            return from_answers(outcome, queue, prompt_id)
+        except (ComfyUnavailable, UnexpectedShape) as exc:
+            self._unreadable(exc, prompt_id)
+            return UNREADABLE
+
+    def _unreadable(self, exc: Exception, about: str) -> None:
+        """A shape we do not know is logged once (it will not change by itself)."""
+        if not isinstance(exc, UnexpectedShape):
+            log.warning("cannot ask ComfyUI about %s: %s", about, exc)
+        elif str(exc) not in self._shapes_seen:
+            self._shapes_seen.add(str(exc))
+            log.warning(
+                "ComfyUI answered in a shape LockN Gen does not know (%s): asking about %s "
+                "left it as it is; it will be asked again",
+                exc,
+                about,
+            )
+
+    async def _carry_out(self, state: GenerationState, verdict: Verdict, now: float) -> None:
+        prompt_id = state.prompt_id
+        self._recheck.pop(prompt_id, None)
+        self._absent_since.pop(prompt_id, None)
+        if verdict.action == "recheck" and verdict.at is not None:
+            self._recheck[prompt_id] = verdict.at
+            if verdict.absent_since is not None:
+                self._absent_since[prompt_id] = verdict.absent_since
+        elif verdict.action == "settle" and verdict.outcome is not None:
+            await self._settle(state, verdict.outcome, now)
+        elif verdict.action == "start":
+            await self._apply(self.tracker.mark_running(prompt_id, now))
+        elif verdict.action == "cancel":
+            await self._apply(self.tracker.cancel(prompt_id, now))
+        elif verdict.action == "fail":
+            if verdict.cancel_on_server:
+                await asyncio.to_thread(_cancel_quietly, self.client, prompt_id)
+            log.warning("%s ends failed: %s", prompt_id, verdict.error)
+            await self._apply(self.tracker.fail(prompt_id, verdict.error or "failed", now))
+
+    async def _settle(self, state: GenerationState, outcome: Outcome, now: float) -> None:
         prompt_id = state.prompt_id
         if outcome.status == "completed":
             refs = [ref for out in outcome.outputs.values() for ref in output_images(out)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -11,7 +12,14 @@ from redis.exceptions import RedisError
 
 from progress import messages as m
 from progress.groups import firehose_group, generation_group
-from progress.store import heartbeat_key, log_key, parse_state, preview_key, state_key
+from progress.store import (
+    heartbeat_key,
+    log_key,
+    parse_state,
+    preview_key,
+    server_key,
+    state_key,
+)
 
 log = logging.getLogger("lockngen.publisher")
 MAX_RETRY_DELAY = 2.0
@@ -88,6 +96,10 @@ class Publisher:
     async def last_message(self, generation_id: str) -> m.Message | None:
         """The last message published for a generation, as Redis remembers it."""
         return parse_state(await self.redis.get(state_key(generation_id)))
+
+    async def describe_server(self, comfy_url: str, facts: dict[str, Any]) -> None:
+        """For ``monitor_health``: what the monitor knows of the server it talks to."""
+        await self.redis.set(server_key(comfy_url), json.dumps(facts), ex=self.state_ttl)
 
     async def heartbeat(self, comfy_url: str, connected: bool, ttl: int) -> None:
         """For health checks: the monitor is alive, and whether ComfyUI's socket is open."""

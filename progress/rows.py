@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
 from django.utils import timezone
@@ -36,6 +37,7 @@ def state_from_row(row: Generation) -> GenerationState:
         error=row.error or None,
         images=list(row.images or []),
         queue_position=row.queue_position,
+        started_at=row.started_at.timestamp() if row.started_at else None,
     )
 
 
@@ -64,6 +66,8 @@ def _save(state: GenerationState, seq: int) -> None:
         "queue_position": state.queue_position,
         "updated_at": timezone.now(),
     }
+    if state.started_at is not None:
+        fields["started_at"] = datetime.fromtimestamp(state.started_at, tz=UTC)
     if state.status in TERMINAL_STATUSES:
         fields["finished_at"] = timezone.now()
     query = Generation.objects.filter(id=state.generation_id)

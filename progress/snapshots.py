@@ -26,6 +26,7 @@ def row_data(row: Generation) -> m.GenerationData:
         "error": row.error or None,
         "images": list(row.images or []),
         "queuePosition": row.queue_position if row.status == "queued" else None,
+        "activity": None,  # transient: only Redis's last message knows it
     }
 
 

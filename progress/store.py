@@ -123,3 +123,8 @@ def forget_sync(generation_id: str) -> None:
 
 def heartbeat_key(comfy_url: str) -> str:
     return f"{settings.REDIS_PREFIX}:monitor:{comfy_url}:heartbeat"
+
+
+def server_key(comfy_url: str) -> str:
+    """What the monitor learned of its server (version, jobs API, previews), as JSON."""
+    return f"{settings.REDIS_PREFIX}:monitor:{comfy_url}:server"

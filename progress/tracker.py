@@ -49,6 +49,8 @@ class GenerationState:
     error: str | None = None
     images: list[str] = field(default_factory=list)
     queue_position: int | None = None
+    started_at: float | None = None  # epoch seconds it began running (the run limit's start)
+    activity: str | None = None  # what the running node is busy with before steps ("loading")
     node_done: dict[str, float] = field(default_factory=dict)
     outputs: list[ImageRef] = field(default_factory=list)
     finishing: bool = False  # success seen, images being fetched
@@ -73,6 +75,7 @@ class GenerationState:
             "error": self.error,
             "images": list(self.images),
             "queuePosition": self.queue_position if self.status == "queued" else None,
+            "activity": self.activity if self.status == "running" else None,
         }
 
 
@@ -116,6 +119,14 @@ def node_weight(node: Any) -> float:
     if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
         return float(steps)
     return INSTANT_NODE_WEIGHT
+
+
+def node_activity(event: p.ProgressState, current: str | None) -> str | None:
+    """The activity of a running node (the current one first); None when none has one."""
+    running = {nid: n.activity for nid, n in event.nodes.items() if n.state == "running"}
+    if current is not None and running.get(current):
+        return running[current]
+    return next((activity for activity in running.values() if activity), None)
 
 
 def class_type(workflow: dict[str, Any], node_id: str | None) -> str | None:
@@ -186,8 +197,7 @@ class Tracker:
         state = self.get(event.prompt_id)
         if state is None or state.terminal or state.status == "running":
             return []
-        state.status = "running"
-        state.queue_position = None
+        state.status, state.queue_position, state.started_at = "running", None, now
         return self._emit(state, m.STARTED, now)
 
     def _on_cached(self, event: p.ExecutionCached, now: float) -> list[Effect]:
@@ -212,6 +222,7 @@ class Tracker:
         state.current_node_id = event.node
         state.current_node = class_type(state.workflow, event.node)
         state.step = state.total_steps = None  # the new node has reported no step yet
+        state.activity = None
         return effects + self._emit(state, m.PROGRESS, now)
 
     def _on_end(self, prompt_id: str | None) -> list[Effect]:
@@ -234,15 +245,25 @@ class Tracker:
             state.node_done[node] = max(state.node_done.get(node, 0.0), value / event.max)
             state.current_node_id = node
             state.current_node = class_type(state.workflow, node)
+        # Newer servers throttle ProgressBar updates: steps may jump; the last one is kept.
         state.step, state.total_steps = int(value), int(event.max)
+        state.activity = None  # a step is known: the node is past loading
         return effects + self._emit(state, m.PROGRESS, now)
 
     def _on_progress_state(self, event: p.ProgressState, now: float) -> list[Effect]:
-        # Silent: the ``executing`` or ``progress`` that follows carries the news. It still
-        # rebuilds which nodes are done after a monitor restart.
+        # Silent but for a new activity: the ``executing`` or ``progress`` that follows
+        # carries the news. It still rebuilds which nodes are done after a monitor restart.
         state = self.get(event.prompt_id or self.running_prompt)
         if state is None or state.terminal:
             return []
+        self._note_done(state, event)
+        activity = node_activity(event, state.current_node_id)
+        if activity == state.activity:
+            return []
+        state.activity = activity
+        return self._ensure_running(state, now) + self._emit(state, m.PROGRESS, now)
+
+    def _note_done(self, state: GenerationState, event: p.ProgressState) -> None:
         for node_id, node in event.nodes.items():
             if node.state == "finished":
                 done = 1.0
@@ -251,7 +272,6 @@ class Tracker:
             else:
                 continue
             state.node_done[node_id] = max(state.node_done.get(node_id, 0.0), done)
-        return []
 
     def _on_executed(self, event: p.Executed, now: float) -> list[Effect]:
         state = self.get(event.prompt_id)
@@ -338,7 +358,7 @@ class Tracker:
     def _ensure_running(self, state: GenerationState, now: float) -> list[Effect]:
         if state.status != "queued":
             return []
-        state.status, state.queue_position = "running", None
+        state.status, state.queue_position, state.started_at = "running", None, now
         return [self._publish(state, m.STARTED, now)]
 
     def _emit_if_changed(self, state: GenerationState, now: float) -> list[Effect]:

@@ -8,6 +8,17 @@ from typing import Any
 
 import requests
 
+from progress.comfy.answers import (
+    Job,
+    Outcome,
+    QueueSnapshot,
+    UnexpectedShape,
+    read_history,
+    read_job,
+    read_queue,
+    read_version,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -25,9 +36,11 @@ class ComfyRejected(Exception):
 
 
 @dataclass(frozen=True)
-class QueueSnapshot:
-    running: list[str]
-    pending: list[str]  # in execution order (ComfyUI sends heap order)
+class ServerInfo:
+    """What the monitor learns of a server when it connects."""
+
+    version: str | None  # /system_stats' comfyui_version; None if it would not say
+    has_jobs: bool  # GET /api/jobs answers (upstream v0.6+): it tells cancelled from failed
 
 
 class ComfyClient:
@@ -87,15 +100,39 @@ class ComfyClient:
             raise ComfyUnavailable("GET /prompt answered no queue_remaining")
         return remaining
 
-    def history(self, prompt_id: str) -> Any:
-        return self._json("GET", f"/history/{prompt_id}")
+    def history(self, prompt_id: str) -> Outcome | None:
+        """How the prompt ended; None while /history has no entry. Raises UnexpectedShape."""
+        return read_history(self._json("GET", f"/history/{prompt_id}"), prompt_id)
 
     def queue(self) -> QueueSnapshot:
-        body = self._json("GET", "/queue")
-        return QueueSnapshot(
-            running=_prompt_ids(body.get("queue_running")),
-            pending=[pid for _, pid in sorted(_numbered(body.get("queue_pending")))],
-        )
+        """Raises UnexpectedShape for a body whose items it cannot read."""
+        return read_queue(self._json("GET", "/queue"))
+
+    def job(self, prompt_id: str) -> Job | None:
+        """GET /api/jobs/{id}; None for the jobs API's own "Job not found" 404."""
+        path = f"/api/jobs/{prompt_id}"
+        response = self._request("GET", path)
+        if response.status_code == 404:
+            body = _body(response, f"GET {path}")
+            if isinstance(body, dict) and "error" in body:
+                return None
+            raise UnexpectedShape(f"GET {path} answered 404 without the jobs API's error")
+        if response.status_code != 200:
+            raise ComfyUnavailable(f"GET {path} answered {response.status_code}")
+        return read_job(_body(response, f"GET {path}"), prompt_id)
+
+    def server_info(self) -> ServerInfo:
+        """Version and jobs API, asked once per connection."""
+        try:
+            version = read_version(self._json("GET", "/system_stats"))
+        except ComfyUnavailable:
+            version = None
+        probe = self._request("GET", "/api/jobs", params={"limit": 1})
+        try:
+            has_jobs = probe.status_code == 200 and isinstance(probe.json().get("jobs"), list)
+        except (ValueError, AttributeError):
+            has_jobs = False
+        return ServerInfo(version=version, has_jobs=has_jobs)
 
     def view(self, filename: str, subfolder: str, kind: str) -> tuple[bytes, str]:
         params = {"filename": filename, "subfolder": subfolder, "type": kind}
@@ -118,15 +155,8 @@ class ComfyClient:
         self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
 
 
-def _numbered(items: Any) -> list[tuple[float, str]]:
-    """(number, prompt_id) of each queue item ``[number, prompt_id, prompt, extra, outputs]``."""
-    found: list[tuple[float, str]] = []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, list) and len(item) >= 2 and isinstance(item[1], str):
-            number = item[0] if isinstance(item[0], (int, float)) else 0
-            found.append((number, item[1]))
-    return found
-
-
-def _prompt_ids(items: Any) -> list[str]:
-    return [pid for _, pid in _numbered(items)]
+def _body(response: requests.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise UnexpectedShape(f"{what} answered non-JSON") from exc

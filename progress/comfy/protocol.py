@@ -79,6 +79,8 @@ class NodeProgress:
     value: float
     max: float
     state: str  # "running" | "finished" (ComfyUI never reports "error")
+    # What the node is busy with before it reports steps ("loading"); newer servers only.
+    activity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,8 @@ def _progress_state(d: dict[str, Any]) -> ProgressState:
             value=_num(raw, "value"),
             max=_num(raw, "max"),
             state=str(raw.get("state", "running")),
+            # An unknown form of this newer, optional key is not worth losing the frame.
+            activity=raw["activity"] if isinstance(raw.get("activity"), str) else None,
         )
     return ProgressState(prompt_id=_str(d, "prompt_id", optional=True), nodes=nodes)
 
@@ -233,7 +237,8 @@ def _executed(d: dict[str, Any]) -> Executed:
     return Executed(prompt_id=_str(d, "prompt_id"), node=_str(d, "node"), output=output)
 
 
-def _error(d: dict[str, Any]) -> ExecutionError:
+def decode_error(d: dict[str, Any]) -> ExecutionError:
+    """An ``execution_error`` payload (a frame's data, a /history message, a job's error)."""
     return ExecutionError(
         prompt_id=_str(d, "prompt_id"),
         node_id=_str(d, "node_id", optional=True),
@@ -262,7 +267,7 @@ _TEXT_DECODERS = {
     "execution_success": lambda d: ExecutionSuccess(
         _str(d, "prompt_id"), _int_or_none(d, "timestamp")
     ),
-    "execution_error": _error,
+    "execution_error": decode_error,
     "execution_interrupted": lambda d: ExecutionInterrupted(
         prompt_id=_str(d, "prompt_id"),
         node_id=_str(d, "node_id", optional=True),
@@ -372,44 +377,3 @@ def encode_metadata_preview(metadata: dict[str, Any], image: bytes) -> bytes:
 def encode_text(node_id: str, text: str) -> bytes:
     node = node_id.encode("utf-8")
     return struct.pack(">II", TEXT, len(node)) + node + text.encode("utf-8")
-
-
-# --------------------------------------------------------------------------- /history answers
-
-
-@dataclass(frozen=True)
-class HistoryOutcome:
-    """How a prompt ended, according to ``GET /history/{prompt_id}``."""
-
-    status: str  # "completed" | "failed" | "cancelled"
-    outputs: dict[str, Any]
-    error: ExecutionError | None = None
-
-
-def history_outcome(body: Any, prompt_id: str) -> HistoryOutcome | None:
-    """Read a /history/{id} body; None while the prompt is unknown, pending or running.
-
-    Interrupted and failed prompts both say ``status_str: "error"``: only the last message
-    type tells them apart (PROTOCOL.md §4). A missing status counts as completed, as
-    ComfyUI's own jobs API does (CHANGES §5).
-    """
-    entry = body.get(prompt_id) if isinstance(body, dict) else None
-    if not isinstance(entry, dict):
-        return None
-    outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
-    status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
-    if status.get("status_str", "success") == "success":
-        return HistoryOutcome(status="completed", outputs=outputs)
-    messages = status.get("messages") if isinstance(status.get("messages"), list) else []
-    for item in reversed(messages):
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)):
-            continue
-        if item[0] == "execution_interrupted":
-            return HistoryOutcome(status="cancelled", outputs=outputs)
-        if item[0] == "execution_error":
-            try:
-                error = _error({**item[1], "prompt_id": prompt_id})
-            except ProtocolError:
-                error = None
-            return HistoryOutcome(status="failed", outputs=outputs, error=error)
-    return HistoryOutcome(status="failed", outputs=outputs)

@@ -167,6 +167,11 @@
     return card;
   }
 
+  function activityLabel(activity) {
+    const text = String(activity);
+    return `${text.charAt(0).toUpperCase()}${text.slice(1)}…`;
+  }
+
   function render(card) {
     const { gen, el, refs } = card;
     const status = gen.status || "queued";
@@ -191,6 +196,8 @@
     } else if (status === "running") {
       nodeText = gen.currentNode || "Starting";
       if (gen.step != null && gen.totalSteps) nodeText += ` · step ${gen.step} / ${gen.totalSteps}`;
+      // Newer ComfyUI says what a node does before its first step (e.g. loading a model).
+      else if (gen.activity) nodeText += ` · ${activityLabel(gen.activity)}`;
     } else if (status === "completed") {
       const n = (gen.images || []).length;
       nodeText = n > 1 ? `${n} images` : "Done";

@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from PIL import Image
 
 from lockngen.models import Generation
-from tests.faults.support import final_seq, record, tally
+from tests.faults.support import TERMINAL, final_seq, record, tally
 from tests.integration.clients import Watcher, slow_noise
 from tests.procs import Proc, free_port, python
 
@@ -44,6 +44,7 @@ class FakeComfy:
         self.pending: list[str] = []
         self.history: dict[str, Any] = {}
         self.png = image_bytes("PNG")
+        self.queue_body: str | None = None  # when set, GET /queue answers this text instead
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -86,6 +87,8 @@ class FakeComfy:
         return web.json_response({"prompt_id": body["prompt_id"], "number": 0, "node_errors": {}})
 
     async def queue(self, request: web.Request) -> web.Response:
+        if self.queue_body is not None:
+            return web.Response(text=self.queue_body, content_type="application/json")
         item = lambda n, pid: [n, pid, {}, {}, ["2"]]  # noqa: E731
         return web.json_response(
             {
@@ -294,3 +297,54 @@ async def test_monitor_survives_garbage_from_comfyui(rig, fake_comfy) -> None:
     assert image.status_code == 200 and image.content == fake.png
     # Nothing was made of the stranger's events: no other generation appeared.
     assert await asyncio.to_thread(Generation.objects.count) == 1
+
+
+async def test_a_queue_in_an_unknown_shape_does_not_fail_a_running_generation(
+    rig, fake_comfy
+) -> None:
+    """"I could not read the answer" is not "your generation failed"."""
+    fake = fake_comfy
+    prompt_id = str(uuid.uuid4())
+    row = await asyncio.to_thread(
+        Generation.objects.create,
+        prompt_id=prompt_id,
+        comfyui_url=fake.url,
+        workflow=slow_noise(steps=5, seconds=0.1),
+    )
+    gid = str(row.id)
+    fake.running = [prompt_id]
+    fake.queue_body = json.dumps({"queue_running": [{"job": prompt_id}], "queue_pending": []})
+    env = dict(rig.env, COMFYUI_URL=fake.url, COMFYUI_CLIENT_ID="lockngen-fake-queue")
+    monitor = Proc("monitor-fake-queue", python("manage.py", "run_comfy_monitor"), rig.log_dir, env)
+    monitor.start()
+    frames = valid_generation(prompt_id, image_bytes("JPEG"))
+    try:
+        async with Watcher(f"{rig.ws_url}/api/ws/progress?generationId={gid}") as watcher:
+            ws, request = await asyncio.wait_for(fake.connections.get(), 30)
+            for kind, data in frames[:5]:  # started, two steps
+                await send(ws, kind, data)
+            await watcher.until_step(gid, 1)
+            request.transport.abort()  # every socket dropped: the monitor reconciles
+            ws, request = await asyncio.wait_for(fake.connections.get(), 30)
+            for garbled in ("<html>busy</html>", '{"queue_running": "x"}'):
+                fake.queue_body = garbled
+                await ws.send_str(event("status", status=fake.exec_info()))
+                await asyncio.sleep(4)  # past the lost-confirmation delay and a retry
+            row_now = await asyncio.to_thread(Generation.objects.get, id=gid)
+            assert row_now.status == "running", row_now.error
+            assert not any(m["type"] in TERMINAL for m in watcher.messages)
+            fake.queue_body = None
+            fake.running = []
+            fake.history[prompt_id] = {
+                "outputs": {"2": {"images": [{"filename": "fake_00001_.png"}]}},
+                "status": {"status_str": "success", "completed": True, "messages": []},
+            }
+            for kind, data in frames[5:]:
+                await send(ws, kind, data)
+            msgs = await watcher.until_done(gid, timeout=30)
+    finally:
+        monitor.stop()
+    log = monitor.log_path.read_text(errors="replace")
+    assert msgs[-1]["type"] == "generation.completed", monitor.tail()
+    assert log.count("/queue item is object {job}") == 1, log[-3000:]
+    assert "no longer knows this prompt" not in log

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.integration.conftest import start_simulator
 from tests.procs import ROOT, free_port
 
 pytestmark = [
@@ -63,13 +65,15 @@ def leftovers(directory: Path) -> list[str]:
     return found
 
 
-def run_stack(directory: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
+def run_stack(
+    directory: Path, extra_env: dict[str, str], sim_port: int | None = None
+) -> tuple[subprocess.Popen, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKNGEN_", "DJANGO_"))}
     env.pop("DATABASE_URL", None)
     env.pop("COMFYUI_URL", None)
     env.update(extra_env, PORT=str(free_port()))
     proc = subprocess.Popen(
-        [RUN_COMMAND, "--sim-port", str(free_port())],
+        [RUN_COMMAND, "--sim-port", str(sim_port or free_port())],
         cwd=directory,
         env=env,
         stdout=subprocess.PIPE,
@@ -142,3 +146,37 @@ def test_run_command_on_a_clean_copy(clean_copy: Path, mode: str) -> None:
         if proc.poll() is None:
             stop_and_check(proc, clean_copy)
     assert proc.returncode is not None
+
+
+def test_a_comfyui_already_running_is_used(clean_copy: Path, tmp_path: Path) -> None:
+    """Most newcomers already run ComfyUI on its default port: the stack uses it."""
+    comfy, comfy_url = start_simulator(tmp_path, dict(os.environ), name="their-comfyui")
+    try:
+        port = int(comfy_url.rsplit(":", 1)[1])
+        proc, url, output = run_stack(clean_copy, {}, sim_port=port)
+        try:
+            assert f"Using the ComfyUI already running at {comfy_url} (version" in output
+            assert "--simulator" in output and "simulator at" not in output
+            use_it(url, output)
+        finally:
+            if proc.poll() is None:
+                stop_and_check(proc, clean_copy)
+        assert comfy.popen is not None and comfy.popen.poll() is None  # theirs is left running
+    finally:
+        comfy.stop()
+
+
+def test_a_port_taken_by_something_else_moves_the_simulator(clean_copy: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        proc, url, output = run_stack(clean_copy, {}, sim_port=port)
+        try:
+            assert f"port {port} is taken" in output
+            sim = re.search(r"simulator at http://127.0.0.1:(\d+)", output)
+            assert sim and int(sim.group(1)) != port
+            use_it(url, output)
+        finally:
+            if proc.poll() is None:
+                stop_and_check(proc, clean_copy)

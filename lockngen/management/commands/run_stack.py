@@ -1,6 +1,7 @@
 """``python manage.py run_stack``: the whole stack on a laptop, stopped by one Ctrl-C.
 
-daphne and the monitor, plus the ComfyUI simulator when no ``COMFYUI_URL`` is set.
+daphne and the monitor, plus the ComfyUI simulator when no ``COMFYUI_URL`` is set and no
+ComfyUI answers on the default port.
 """
 
 from __future__ import annotations
@@ -16,15 +17,43 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from progress.comfy.answers import read_version
+
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _any_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def comfyui_at(url: str) -> str | None:
+    """The version of the ComfyUI answering at ``url``, or None if none does."""
+    try:
+        answer = requests.get(f"{url}/system_stats", timeout=2)
+        return read_version(answer.json()) if answer.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def first_checkpoint(url: str) -> str | None:
+    """A checkpoint that server has, for text-to-image requests that name none."""
+    try:
+        info = requests.get(f"{url}/object_info/CheckpointLoaderSimple", timeout=5).json()
+        names = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
+    except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+        return None
+    return names[0] if isinstance(names, list) and names and isinstance(names[0], str) else None
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -76,7 +105,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        parser.add_argument("--sim-port", type=int, default=8188)
+        parser.add_argument(
+            "--sim-port", type=int, default=8188, help="where ComfyUI is looked for first (8188)"
+        )
+        parser.add_argument(
+            "--simulator",
+            action="store_true",
+            help="use the bundled simulator even when a ComfyUI answers on --sim-port",
+        )
+
+    _found: tuple[str, str, str | None] | None = None  # a ComfyUI that was already running
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -84,7 +122,7 @@ class Command(BaseCommand):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            sim_url = self._simulator(options["sim_port"], env, procs)
+            sim_url = self._comfyui(options["sim_port"], options["simulator"], env, procs)
             embedded = not redis_answers()
             self._web_and_monitor(options["port"], embedded, env, procs)
             self._announce(options["port"], login, sim_url, embedded)
@@ -94,12 +132,25 @@ class Command(BaseCommand):
         finally:
             self._stop(procs)
 
-    def _simulator(
-        self, port: int, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+    def _comfyui(
+        self, port: int, force_sim: bool, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
     ) -> str | None:
-        """Without COMFYUI_URL (or COMFYUI_URLS), the bundled simulator stands in for it."""
+        """Without COMFYUI_URL (or COMFYUI_URLS): a ComfyUI already on the default port, else
+        the bundled simulator (on a free port if something else holds that one)."""
         if os.environ.get("COMFYUI_URL") or os.environ.get("COMFYUI_URLS"):
             return None
+        url = f"http://127.0.0.1:{port}"
+        version = None if force_sim else comfyui_at(url)
+        if version is not None:
+            env["COMFYUI_URL"] = url
+            checkpoint = None if env.get("COMFYUI_CHECKPOINT") else first_checkpoint(url)
+            if checkpoint:
+                env["COMFYUI_CHECKPOINT"] = checkpoint
+            self._found = (url, version, checkpoint)
+            return None
+        if not _port_free(port):
+            taken, port = port, _any_free_port()
+            self.stdout.write(f"port {taken} is taken: the simulator goes to port {port}\n")
         sim_url = f"http://127.0.0.1:{port}"
         env["COMFYUI_URL"] = sim_url
         procs.append(self._spawn(["-m", "progress.simulator", "--port", str(port)], env))
@@ -134,6 +185,14 @@ class Command(BaseCommand):
             )
         if sim_url:
             self.stdout.write(f"(ComfyUI simulator at {sim_url})\n")
+        if self._found:
+            url, version, checkpoint = self._found
+            self.stdout.write(
+                f"Using the ComfyUI already running at {url} (version {version}); "
+                "for the bundled simulator instead: ./scripts/run.sh --simulator\n"
+            )
+            if checkpoint:
+                self.stdout.write(f"Text-to-image requests use its checkpoint {checkpoint}\n")
         self.stdout.write("Ctrl-C stops everything.\n")
         self.stdout.flush()
 
