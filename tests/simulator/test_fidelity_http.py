@@ -96,7 +96,8 @@ async def test_content_types(sim: Sim) -> None:
         assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
 
 
-async def test_invalid_prompt_id_and_counter(sim: Sim) -> None:
+async def test_invalid_prompt_id_and_counter(start_sim: StartSim) -> None:
+    sim = await start_sim(variant="modern")  # 0.3.64 took any prompt_id
     prompt = requests("success.jsonl", "POST", "/prompt")[0]["request"]["prompt"]
     numbers = []
     for bad in ("not-a-uuid", str(uuid.uuid4()).upper(), uuid.uuid4().hex):
