@@ -1,4 +1,8 @@
-"""The recorded ComfyUI traces (shared/comfyui/traces), as frames our code can eat."""
+"""The recorded ComfyUI traces (shared/comfyui/traces), as frames our code can eat.
+
+``FORK_TRACES`` holds the same scenarios recorded from a fork at upstream v0.12.1; every
+reader takes ``root`` to read those instead.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ def _shared_dir() -> Path:
     return next((c for c in candidates if (c / "comfyui").is_dir()), candidates[0])
 
 
-TRACES = _shared_dir() / "comfyui" / "traces"
+SHARED = _shared_dir()
+TRACES = SHARED / "comfyui" / "traces"
+FORK_TRACES = SHARED / "comfyui" / "traces-fork-0.12.1"
 ALL_TRACES = sorted(p.name for p in TRACES.glob("*.jsonl"))
 
 
@@ -47,20 +53,20 @@ class Submission:
     client_id: str | None
 
 
-def records(name: str) -> Iterator[dict[str, Any]]:
-    with open(TRACES / name, encoding="utf-8") as handle:
+def records(name: str, root: Path = TRACES) -> Iterator[dict[str, Any]]:
+    with open(root / name, encoding="utf-8") as handle:
         for line in handle:
             yield json.loads(line)
 
 
-def frames(name: str) -> list[Frame]:
+def frames(name: str, root: Path = TRACES) -> list[Frame]:
     """Every frame received, text or binary, in order.
 
     Frames over 64 KiB were recorded without their bytes (legacy PNG previews): they are
     rebuilt from the recorded header and length, which is all a decoder may rely on.
     """
     found = []
-    for rec in records(name):
+    for rec in records(name, root):
         if rec.get("dir") != "ws_in":
             continue
         if "text" in rec:
@@ -74,10 +80,10 @@ def frames(name: str) -> list[Frame]:
     return found
 
 
-def submissions(name: str) -> list[Submission]:
+def submissions(name: str, root: Path = TRACES) -> list[Submission]:
     """Prompts the trace submitted that ComfyUI accepted."""
     found = []
-    for rec in records(name):
+    for rec in records(name, root):
         http = rec.get("http")
         if not http or http["method"] != "POST" or http["path"] != "/prompt":
             continue
@@ -89,5 +95,5 @@ def submissions(name: str) -> list[Submission]:
     return found
 
 
-def history(name: str) -> dict[str, Any]:
-    return json.loads((TRACES / name).read_text(encoding="utf-8"))
+def history(name: str, root: Path = TRACES) -> dict[str, Any]:
+    return json.loads((root / name).read_text(encoding="utf-8"))
