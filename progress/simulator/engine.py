@@ -110,6 +110,14 @@ class Engine:
         self.counter += 1
         return number
 
+    def _prompt_id(self, chosen: Any) -> str | None:
+        """The id a new prompt gets; None if this variant refuses the client's choice."""
+        if chosen is None:
+            return str(uuid.uuid4())
+        if not self.traits.uuid_prompt_ids:
+            return str(chosen)  # older servers took anything and str()-ed it
+        return chosen if is_canonical_uuid(chosen) else None
+
     def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
         """Validate and queue a POST /prompt body; returns (HTTP status, JSON body)."""
         if not isinstance(body, (dict, list, str)):
@@ -121,12 +129,8 @@ class Engine:
         extra = body.get("extra_data", {})
         if not isinstance(prompt, dict) or not isinstance(extra, dict):
             raise ServerError("prompt is not an object")
-        prompt_id = body.get("prompt_id")
+        prompt_id = self._prompt_id(body.get("prompt_id"))
         if prompt_id is None:
-            prompt_id = str(uuid.uuid4())
-        elif not self.traits.uuid_prompt_ids:
-            prompt_id = str(prompt_id)  # older servers took anything and str()-ed it
-        elif not is_canonical_uuid(prompt_id):
             return _bad_request("invalid_prompt_id", "prompt_id must be a valid UUID")
         targets = body.get("partial_execution_targets")
         if targets is not None and not isinstance(targets, list):

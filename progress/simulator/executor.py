@@ -27,6 +27,7 @@ from .config import SimulatorConfig
 from .hub import Hub
 from .nodes import NodeClass, NodeResult, Preview, coerce_widget
 from .outputs import Assets, decorate
+from .progress_state import ProgressRegistry
 from .prompt_queue import QueueItem
 from .validation import full_type_name
 
@@ -37,48 +38,6 @@ class Interrupted(Exception):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-class ProgressRegistry:
-    """ComfyUI's per-prompt node-state table; every change is one ``progress_state`` frame."""
-
-    def __init__(self, run: PromptRun) -> None:
-        self.run = run
-        self.nodes: dict[str, dict[str, Any]] = {}
-
-    def _entry(self, node_id: str, value: float, total: float, state: str) -> dict[str, Any]:
-        return {
-            "value": value,
-            "max": total,
-            "state": state,
-            "node_id": node_id,
-            "prompt_id": self.run.prompt_id,
-            "display_node_id": node_id,
-            "parent_node_id": None,
-            "real_node_id": node_id,
-        }
-
-    def start(self, node_id: str) -> None:
-        self.nodes[node_id] = self._entry(node_id, 0.0, 1.0, "running")
-        self._emit()
-
-    def update(self, node_id: str, value: float, total: float) -> None:
-        self.nodes[node_id] = self._entry(node_id, value, total, "running")
-        self._emit()
-
-    def activity(self, node_id: str, activity: str) -> None:
-        """Newer upstream's ``activity`` (e.g. "loading"); the next update drops it."""
-        self.nodes[node_id] = {**self.nodes[node_id], "activity": activity}
-        self._emit()
-
-    def finish(self, node_id: str) -> None:
-        total = self.nodes[node_id]["max"] if node_id in self.nodes else 1
-        self.nodes[node_id] = self._entry(node_id, total, total, "finished")
-        self._emit()
-
-    def _emit(self) -> None:
-        data = {"prompt_id": self.run.prompt_id, "nodes": self.nodes}
-        self.run.hub.send_json("progress_state", data, self.run.client_id)  # encoded right away
 
 
 @dataclass
@@ -124,7 +83,7 @@ class PromptRun:
         self.prompt_id = item.prompt_id
         self.client_id = item.client_id
         self.sigs = signatures(item.prompt)
-        self.registry = ProgressRegistry(self)
+        self.registry = ProgressRegistry(self.hub, self.prompt_id, self.client_id)
         self.messages: list[list[Any]] = []
         self.results: dict[str, tuple[Any, ...]] = {}
         self.ui: dict[str, Any] = {}
