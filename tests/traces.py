@@ -1,4 +1,8 @@
-"""The recorded ComfyUI traces (shared/comfyui/traces), as frames our code can eat."""
+"""The recorded ComfyUI traces (shared/comfyui/traces), as frames our code can eat.
+
+``FORK_TRACES`` holds the same scenarios recorded from a fork at upstream v0.12.1; every
+reader takes ``root`` to read those instead.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +32,9 @@ def _shared_dir() -> Path:
     return next((c for c in candidates if (c / "comfyui").is_dir()), candidates[0])
 
 
-TRACES = _shared_dir() / "comfyui" / "traces"
-# The same scenarios recorded from a second real server (a fork at upstream v0.12.1).
-FORK_TRACES = _shared_dir() / "comfyui" / "traces-fork-0.12.1"
+SHARED = _shared_dir()
+TRACES = SHARED / "comfyui" / "traces"
+FORK_TRACES = SHARED / "comfyui" / "traces-fork-0.12.1"
 ALL_TRACES = sorted(p.name for p in TRACES.glob("*.jsonl"))
 TRACE_SETS = {"0.3.64": TRACES, "fork-0.12.1": FORK_TRACES}
 
@@ -50,20 +54,20 @@ class Submission:
     client_id: str | None
 
 
-def records(name: str, folder: Path = TRACES) -> Iterator[dict[str, Any]]:
-    with open(folder / name, encoding="utf-8") as handle:
+def records(name: str, root: Path = TRACES) -> Iterator[dict[str, Any]]:
+    with open(root / name, encoding="utf-8") as handle:
         for line in handle:
             yield json.loads(line)
 
 
-def frames(name: str, folder: Path = TRACES) -> list[Frame]:
+def frames(name: str, root: Path = TRACES) -> list[Frame]:
     """Every frame received, text or binary, in order.
 
     Frames over 64 KiB were recorded without their bytes (legacy PNG previews): they are
     rebuilt from the recorded header and length, which is all a decoder may rely on.
     """
     found = []
-    for rec in records(name, folder):
+    for rec in records(name, root):
         if rec.get("dir") != "ws_in":
             continue
         if "text" in rec:
@@ -77,10 +81,10 @@ def frames(name: str, folder: Path = TRACES) -> list[Frame]:
     return found
 
 
-def submissions(name: str, folder: Path = TRACES) -> list[Submission]:
+def submissions(name: str, root: Path = TRACES) -> list[Submission]:
     """Prompts the trace submitted that ComfyUI accepted."""
     found = []
-    for rec in records(name, folder):
+    for rec in records(name, root):
         http = rec.get("http")
         if not http or http["method"] != "POST" or http["path"] != "/prompt":
             continue
@@ -92,14 +96,14 @@ def submissions(name: str, folder: Path = TRACES) -> list[Submission]:
     return found
 
 
-def history(name: str) -> dict[str, Any]:
-    return json.loads((TRACES / name).read_text(encoding="utf-8"))
+def history(name: str, root: Path = TRACES) -> dict[str, Any]:
+    return json.loads((root / name).read_text(encoding="utf-8"))
 
 
-def http_answers(name: str, path_prefix: str, folder: Path = TRACES) -> list[dict[str, Any]]:
+def http_answers(name: str, path_prefix: str, root: Path = TRACES) -> list[dict[str, Any]]:
     """Every recorded HTTP exchange whose path starts with ``path_prefix``, in order."""
     return [
         rec["http"]
-        for rec in records(name, folder)
+        for rec in records(name, root)
         if rec.get("http") and rec["http"]["path"].startswith(path_prefix)
     ]

@@ -16,7 +16,8 @@ from aiohttp import WSMsgType, web
 
 from .config import SimulatorConfig
 from .engine import Engine
-from .hub import SERVER_FEATURES, Connection, Hub
+from .faults import FAULTS, Faults, sim_http_fault
+from .hub import Connection, Hub
 from .routes import ComfyRoutes
 
 log = logging.getLogger("lockngen.simulator")
@@ -60,14 +61,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if msg.type != WSMsgType.TEXT:
                 continue
             if first:
-                _hello(hub, conn, msg.data)
+                _hello(hub, conn, msg.data, engine.traits.server_features())
             first = False
     finally:
         hub.unregister(conn)
     return ws
 
 
-def _hello(hub: Hub, conn: Connection, text: str) -> None:
+def _hello(hub: Hub, conn: Connection, text: str, features: dict[str, object]) -> None:
     """Only a first ``feature_flags`` message means anything; it gets the server's flags."""
     try:
         message = json.loads(text)
@@ -76,7 +77,7 @@ def _hello(hub: Hub, conn: Connection, text: str) -> None:
     if isinstance(message, dict) and message.get("type") == "feature_flags":
         flags = message.get("data")
         conn.flags = flags if isinstance(flags, dict) else {}
-        hub.send_json("feature_flags", SERVER_FEATURES, conn)
+        hub.send_json("feature_flags", features, conn)
 
 
 async def sim_drop_sockets(request: web.Request) -> web.Response:
@@ -91,6 +92,7 @@ async def sim_timeline(request: web.Request) -> web.Response:
 
 async def sim_reset(request: web.Request) -> web.Response:
     await request.app[ENGINE].reset()
+    request.app[FAULTS].clear()
     return web.json_response({"reset": True})
 
 
@@ -120,22 +122,23 @@ def create_app(config: SimulatorConfig | None = None) -> web.Application:
         Path(folder or ".").mkdir(parents=True, exist_ok=True)
     hub = Hub(config.timeline_prompts)
     engine = Engine(config, hub)
-    app = web.Application(client_max_size=100 * 1024 * 1024)
-    app[CONFIG], app[HUB], app[ENGINE] = config, hub, engine
+    faults = Faults()
+    app = web.Application(client_max_size=100 * 1024 * 1024, middlewares=[faults.middleware()])
+    app[CONFIG], app[HUB], app[ENGINE], app[FAULTS] = config, hub, engine, faults
     app[_TASKS], app[_SCRATCH] = [], [scratch] if scratch else []
     dirs = {"output": config.output_dir, "temp": config.temp_dir, "input": config.input_dir}
     routes = ComfyRoutes(engine, {k: Path(v or ".") for k, v in dirs.items()})
-    for method, path, handler in routes.table():
+    # ComfyUI duplicates every route under /api; the jobs routes are literally /api/jobs...,
+    # so /api/api/jobs exists too. Variants without (some of) the jobs API simply lack them.
+    for method, path, handler in routes.table() + routes.jobs_table():
         app.router.add_route(method, path, handler)
-        app.router.add_route(method, "/api" + path, handler)  # ComfyUI duplicates under /api
-    for method, path, handler in routes.jobs_table():
-        app.router.add_route(method, path, handler)
-        app.router.add_route(method, "/api" + path, handler)  # yes, /api/api/jobs exists too
+        app.router.add_route(method, "/api" + path, handler)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/api/ws", websocket)
     app.router.add_post("/sim/drop_sockets", sim_drop_sockets)
     app.router.add_get("/sim/timeline", sim_timeline)
     app.router.add_post("/sim/reset", sim_reset)
+    app.router.add_post("/sim/http_fault", sim_http_fault)
     app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import PREVIEW_METHODS, SimulatorConfig
+from .variants import DEFAULT_VARIANT, VARIANTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument(
         "--preview-method", choices=PREVIEW_METHODS, default="auto", help="sampler previews"
+    )
+    parser.add_argument(
+        "--variant",
+        choices=tuple(VARIANTS),
+        default=DEFAULT_VARIANT,
+        help=f"which ComfyUI server to play ({DEFAULT_VARIANT})",
     )
     parser.add_argument(
         "--checkpoint",
@@ -40,4 +47,5 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
         output_dir=options["output_dir"],
         preview_method=options["preview_method"],
         checkpoints=options["checkpoint"] or ["sim-v1.safetensors"],
+        variant=options.get("variant") or DEFAULT_VARIANT,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .variants import DEFAULT_VARIANT, VARIANTS, Variant, variant
+
 # ComfyUI's --preview-method choices; "default" in extra_data means "use the server's".
 PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
 
@@ -33,9 +35,17 @@ class SimulatorConfig:
     timeline_prompts: int = 64
     # ComfyUI keeps at most this many history entries in memory.
     history_max: int = 10000
+    # Which recorded server to play: "0.3.64", "fork-0.12" or "modern" (see variants.py).
+    variant: str = DEFAULT_VARIANT
 
     def __post_init__(self) -> None:
         if self.preview_method not in PREVIEW_METHODS:
             raise ValueError(f"preview_method must be one of {PREVIEW_METHODS}")
         if self.time_scale < 0:
             raise ValueError("time_scale must be >= 0")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {tuple(VARIANTS)}")
+
+    @property
+    def traits(self) -> Variant:
+        return variant(self.variant)

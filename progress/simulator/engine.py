@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from .config import SimulatorConfig
 from .executor import Executor, now_ms
 from .hub import Hub
 from .nodes import build_catalog, load_object_info
+from .outputs import Assets
 from .prompt_queue import PromptQueue, QueueItem
 from .validation import PromptValidator, error
 
@@ -41,11 +43,13 @@ class Engine:
 
     def __init__(self, config: SimulatorConfig, hub: Hub) -> None:
         self.config = config
+        self.traits = config.traits
         self.hub = hub
         self.catalog = build_catalog(config.checkpoints)
-        self.object_info = load_object_info(config.checkpoints)
+        self.object_info = self.traits.object_info(load_object_info(config.checkpoints))
         self.queue = PromptQueue(self.broadcast_status, config.history_max)
-        self.executor = Executor(config, hub, self.catalog)
+        self.assets = Assets()
+        self.executor = Executor(config, hub, self.catalog, self.assets)
         self.counter = 0
         self._worker: asyncio.Task[None] | None = None
 
@@ -63,6 +67,7 @@ class Engine:
     async def _work(self) -> None:
         while True:
             item = await self.queue.get()
+            started = time.monotonic()
             try:
                 entry = await self.executor.execute(item)
             except Exception:  # a simulator bug must not kill the worker
@@ -74,6 +79,9 @@ class Engine:
             if item.client_id is not None:
                 end = {"node": None, "prompt_id": item.prompt_id}
                 self.hub.send_json("executing", end, item.client_id)
+            if self.traits.assets:  # the asset scanner picks up what the prompt wrote
+                seed = self.assets.seed_completed(started)
+                self.hub.send_json("assets.seed.completed", seed, None)
 
     # ----------------------------------------------------------------------- status
 
@@ -102,6 +110,14 @@ class Engine:
         self.counter += 1
         return number
 
+    def _prompt_id(self, chosen: Any) -> str | None:
+        """The id a new prompt gets; None if this variant refuses the client's choice."""
+        if chosen is None:
+            return str(uuid.uuid4())
+        if not self.traits.uuid_prompt_ids:
+            return str(chosen)  # older servers took anything and str()-ed it
+        return chosen if is_canonical_uuid(chosen) else None
+
     def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
         """Validate and queue a POST /prompt body; returns (HTTP status, JSON body)."""
         if not isinstance(body, (dict, list, str)):
@@ -113,21 +129,22 @@ class Engine:
         extra = body.get("extra_data", {})
         if not isinstance(prompt, dict) or not isinstance(extra, dict):
             raise ServerError("prompt is not an object")
-        prompt_id = body.get("prompt_id")
+        prompt_id = self._prompt_id(body.get("prompt_id"))
         if prompt_id is None:
-            prompt_id = str(uuid.uuid4())
-        elif not is_canonical_uuid(prompt_id):
             return _bad_request("invalid_prompt_id", "prompt_id must be a valid UUID")
         targets = body.get("partial_execution_targets")
         if targets is not None and not isinstance(targets, list):
             targets = [targets]
-        result = PromptValidator(prompt, self.catalog).validate(targets)
+        result = PromptValidator(prompt, self.catalog, self.traits).validate(targets)
         if result.error is not None:
             return 400, {"error": result.error, "node_errors": result.node_errors}
         extra = dict(extra)
         if "client_id" in body:
             extra["client_id"] = body["client_id"]
-        item = QueueItem(number, prompt_id, prompt, extra, result.outputs, now_ms())
+        created = now_ms()
+        if self.traits.create_time:
+            extra["create_time"] = created
+        item = QueueItem(number, prompt_id, prompt, extra, result.outputs, created)
         self.queue.put(item)
         return 200, {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
 
@@ -141,7 +158,12 @@ class Engine:
         return False
 
     def cancel(self, prompt_id: str) -> bool:
-        """Jobs API cancel: interrupt if running, dequeue if pending."""
+        """Jobs API cancel: interrupt if running, dequeue if pending, else False.
+
+        Race-free like upstream's check-and-interrupt under the queue mutex: the check and the
+        act run on the event loop with no await between them, and the interrupt flag is
+        reset when the next prompt starts, so it can never hit a later prompt.
+        """
         if prompt_id in self.queue.running:
             return self.interrupt(prompt_id)
         return self.queue.delete(prompt_id)
@@ -156,5 +178,6 @@ class Engine:
                 await asyncio.sleep(0.005)
         self.queue.wipe_history()
         self.executor.cache.clear()
+        self.assets.clear()
         await self.hub.flush()
         self.hub.timeline.clear()

@@ -4,6 +4,9 @@ Routing (PROTOCOL.md §1-2): events go to the prompt's ``client_id`` socket. Wit
 ``progress``, ``progress_state``, previews and ``execution_interrupted`` are broadcast while
 execution_start/cached/executing/executed/success/error are not sent at all. TEXT frames are
 always broadcast.
+
+Variant differences (variants.py): the fork sends ``progress`` to every socket and no legacy
+previews; newer upstream throttles ``progress`` and reports a loading ``activity``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from .cache import CacheEntry, OutputCache, is_link, signatures
 from .config import SimulatorConfig
 from .hub import Hub
 from .nodes import NodeClass, NodeResult, Preview, coerce_widget
+from .outputs import Assets, decorate
+from .progress_state import ProgressRegistry
 from .prompt_queue import QueueItem
 from .validation import full_type_name
 
@@ -33,43 +38,6 @@ class Interrupted(Exception):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-class ProgressRegistry:
-    """ComfyUI's per-prompt node-state table; every change is one ``progress_state`` frame."""
-
-    def __init__(self, run: PromptRun) -> None:
-        self.run = run
-        self.nodes: dict[str, dict[str, Any]] = {}
-
-    def _entry(self, node_id: str, value: float, total: float, state: str) -> dict[str, Any]:
-        return {
-            "value": value,
-            "max": total,
-            "state": state,
-            "node_id": node_id,
-            "prompt_id": self.run.prompt_id,
-            "display_node_id": node_id,
-            "parent_node_id": None,
-            "real_node_id": node_id,
-        }
-
-    def start(self, node_id: str) -> None:
-        self.nodes[node_id] = self._entry(node_id, 0.0, 1.0, "running")
-        self._emit()
-
-    def update(self, node_id: str, value: float, total: float) -> None:
-        self.nodes[node_id] = self._entry(node_id, value, total, "running")
-        self._emit()
-
-    def finish(self, node_id: str) -> None:
-        total = self.nodes[node_id]["max"] if node_id in self.nodes else 1
-        self.nodes[node_id] = self._entry(node_id, total, total, "finished")
-        self._emit()
-
-    def _emit(self) -> None:
-        data = {"prompt_id": self.run.prompt_id, "nodes": self.nodes}
-        self.run.hub.send_json("progress_state", data, self.run.client_id)  # encoded right away
 
 
 @dataclass
@@ -93,6 +61,7 @@ class NodeCtx:
         return self.run.item.prompt
 
     async def sleep(self, seconds: float) -> None:
+        self.run.clock += max(0.0, seconds)  # simulated time, for the progress throttle
         await asyncio.sleep(max(0.0, seconds) * self.run.executor.config.time_scale)
 
     async def progress(self, value: float, total: float, preview: Preview | None = None) -> None:
@@ -108,12 +77,13 @@ class PromptRun:
 
     def __init__(self, executor: Executor, item: QueueItem) -> None:
         self.executor = executor
+        self.traits = executor.config.traits
         self.hub = executor.hub
         self.item = item
         self.prompt_id = item.prompt_id
         self.client_id = item.client_id
         self.sigs = signatures(item.prompt)
-        self.registry = ProgressRegistry(self)
+        self.registry = ProgressRegistry(self.hub, self.prompt_id, self.client_id)
         self.messages: list[list[Any]] = []
         self.results: dict[str, tuple[Any, ...]] = {}
         self.ui: dict[str, Any] = {}
@@ -121,6 +91,8 @@ class PromptRun:
         self.executed: list[str] = []
         self.success = False
         self.current_inputs: dict[str, Any] = {}
+        self.clock = 0.0  # simulated seconds slept so far
+        self.last_progress: dict[str, float] = {}  # node -> clock of its last progress frame
 
     # ----------------------------------------------------------------------- messages
 
@@ -208,15 +180,20 @@ class PromptRun:
         data = {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id}
         self.to_client("executing", data)
         self.check_interrupt()  # ComfyUI checks before calling the node function
+        if cls.name in self.traits.loading_classes:
+            self.registry.activity(node_id, "loading")  # the model "loads" before step 1
         inputs = self.resolve_inputs(node_id, cls)
         self.current_inputs = inputs
         result: NodeResult = await cls.run(self.executor.context(self, node_id), inputs)
         self.results[node_id] = result.outputs
+        ui = result.ui
+        if ui:
+            ui = decorate(ui, self.traits, self.executor.dirs, self.executor.assets)
         sig = self.sigs.get(node_id)
         if sig is not None:
-            self.executor.cache.entries[sig] = CacheEntry(result.outputs, result.ui)
-        if result.ui:
-            self.record_ui(node_id, result.ui)
+            self.executor.cache.entries[sig] = CacheEntry(result.outputs, ui)
+        if ui:
+            self.record_ui(node_id, ui)
         self.registry.finish(node_id)
         self.executed.append(node_id)
 
@@ -265,12 +242,14 @@ class PromptRun:
         """progress_state -> [type-4 preview] -> progress -> [type-1 preview] (PROTOCOL.md §2)."""
         self.check_interrupt()
         value = min(value, total)
+        if self.throttled(node_id, value, total):
+            return
+        metadata = self.hub.supports_metadata(self.client_id)
         encoded = None
-        if preview is not None:
+        if preview is not None and (metadata or self.traits.legacy_previews):
             args = (preview.image, preview.fmt, preview.max_size)
             encoded = await asyncio.to_thread(images.encode_preview, *args)
         self.registry.update(node_id, value, total)
-        metadata = self.hub.supports_metadata(self.client_id)
         if encoded is not None and metadata:
             meta = {
                 "node_id": node_id,
@@ -282,9 +261,25 @@ class PromptRun:
             }
             self.hub.send_bytes(protocol.encode_metadata_preview(meta, encoded[1]), self.client_id)
         data = {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id}
-        self.hub.send_progress(data, self.client_id)
+        self.hub.send_progress(data, None if self.traits.progress_to_all else self.client_id)
         if encoded is not None and not metadata:
             self.hub.send_bytes(protocol.encode_legacy_preview(*encoded), self.client_id)
+
+    def throttled(self, node_id: str, value: float, total: float) -> bool:
+        """Whether the throttle swallows this update (its frames; interrupts still count).
+
+        Rule: at most one update per node every ``progress_throttle`` simulated seconds
+        (sleeps a node asked for, so the rule scales with time_scale and is deterministic);
+        a node's first update and its final one (value == max) always go out.
+        """
+        interval = self.traits.progress_throttle
+        if interval <= 0:
+            return False
+        last = self.last_progress.get(node_id)
+        if value < total and last is not None and self.clock - last < interval - 1e-9:
+            return True
+        self.last_progress[node_id] = self.clock
+        return False
 
     # ----------------------------------------------------------------------- failures
 
@@ -319,7 +314,7 @@ class PromptRun:
         status = {
             "status_str": "success" if self.success else "error",
             "completed": self.success,
-            "messages": self.messages,
+            "messages": self.history_messages(),
         }
         return {
             "prompt": self.item.history_list(),
@@ -327,6 +322,18 @@ class PromptRun:
             "status": status,
             "meta": self.meta,
         }
+
+    def history_messages(self) -> list[Any]:
+        """``[name, data]`` pairs, or the fork's strings (``"execution_error: <message>"``)."""
+        if self.traits.history_messages == "pairs":
+            return self.messages
+        return [_message_string(name, data) for name, data in self.messages]
+
+
+def _message_string(name: str, data: dict[str, Any]) -> str:
+    if name == "execution_error":
+        return f"{name}: {data.get('exception_message', '')}"
+    return name
 
 
 def _jsonable(value: Any) -> Any:
@@ -342,16 +349,25 @@ def _jsonable(value: Any) -> Any:
 class Executor:
     """One prompt at a time; owns the cache, the interrupt flag and the running node id."""
 
-    def __init__(self, config: SimulatorConfig, hub: Hub, catalog: dict[str, NodeClass]) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        hub: Hub,
+        catalog: dict[str, NodeClass],
+        assets: Assets | None = None,
+    ) -> None:
         self.config = config
         self.hub = hub
         self.catalog = catalog
+        self.assets = assets or Assets()
         self.cache = OutputCache()
         self.interrupt_requested = False
         self.last_node_id: str | None = None
         self.current: QueueItem | None = None
         self.output_dir = Path(config.output_dir or ".")
         self.temp_dir = Path(config.temp_dir or ".")
+        self.dirs = {"output": self.output_dir, "temp": self.temp_dir}
+        self.dirs["input"] = Path(config.input_dir or ".")
 
     def context(self, run: PromptRun, node_id: str) -> NodeCtx:
         method = run.item.extra_data.get("preview_method")

@@ -21,9 +21,6 @@ from progress.comfy import protocol
 
 log = logging.getLogger("lockngen.simulator")
 
-# ComfyUI 0.3.64's answer to a client's feature_flags hello (also GET /features).
-SERVER_FEATURES: dict[str, Any] = {"supports_preview_metadata": True, "max_upload_size": 104857600}
-
 
 @dataclass(eq=False)
 class Connection:

@@ -35,18 +35,29 @@ def queue_job(state: str, item: QueueItem, detail: bool) -> dict[str, Any]:
     return _prune(job)
 
 
+def _kind(message: Any) -> str | None:
+    """A history message's event name: ``[name, data]`` pairs, or the fork's plain strings
+    (``"execution_error: <message>"``)."""
+    if isinstance(message, list) and message and isinstance(message[0], str):
+        return message[0]
+    if isinstance(message, str):
+        return message.partition(":")[0]
+    return None
+
+
 def history_status(status: dict[str, Any] | None) -> str:
     if not status:
         return "completed"  # the newer server's rule for a missing status
     if status.get("status_str") == "success":
         return "completed"
-    kinds = [m[0] for m in status.get("messages", []) if isinstance(m, list) and m]
+    kinds = [_kind(m) for m in status.get("messages", [])]
     return "cancelled" if "execution_interrupted" in kinds else "failed"
 
 
 def _message(status: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    """The data of the first message of one of ``kinds`` (strings carry none: no times)."""
     for entry in status.get("messages", []):
-        if entry and entry[0] in kinds:
+        if isinstance(entry, list) and len(entry) > 1 and _kind(entry) in kinds:
             return entry[1]
     return None
 

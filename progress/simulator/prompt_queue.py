@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .variants import Variant
+
 # Stripped from extra_data before it reaches the history (ComfyUI does the same).
 SENSITIVE_EXTRA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 
@@ -21,7 +23,7 @@ class QueueItem:
     prompt: dict[str, Any]
     extra_data: dict[str, Any]
     outputs: list[str]
-    create_time: int  # ms epoch; kept out of extra_data to keep the 0.3.64 shape
+    create_time: int  # ms epoch; in extra_data too only where the variant shows it
     seq: int = 0
 
     @property
@@ -32,9 +34,27 @@ class QueueItem:
         """The 5-element wire form ``[number, prompt_id, prompt, extra_data, outputs]``."""
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
 
+    def public_extra(self) -> dict[str, Any]:
+        return {k: v for k, v in self.extra_data.items() if k not in SENSITIVE_EXTRA_KEYS}
+
     def history_list(self) -> list[Any]:
-        extra = {k: v for k, v in self.extra_data.items() if k not in SENSITIVE_EXTRA_KEYS}
-        return [self.number, self.prompt_id, self.prompt, extra, self.outputs]
+        return [self.number, self.prompt_id, self.prompt, self.public_extra(), self.outputs]
+
+    def wire(self, traits: Variant) -> Any:
+        """One GET /queue item as ``traits``' server shows it."""
+        extra = self.public_extra() if traits.queue_hides_sensitive else self.extra_data
+        if traits.queue_form == "list":
+            return [self.number, self.prompt_id, self.prompt, extra, self.outputs]
+        # The fork's object form. Its "sensitive" was null in every recording; we never echo
+        # the stripped secrets back, so it stays null.
+        return {
+            "priority": self.number,
+            "prompt_id": self.prompt_id,
+            "prompt": self.prompt,
+            "extra_data": extra,
+            "good_outputs": self.outputs,
+            "sensitive": None,
+        }
 
 
 @dataclass

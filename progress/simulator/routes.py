@@ -1,4 +1,7 @@
-"""ComfyUI's HTTP API (PROTOCOL.md §4) plus the newer jobs endpoints (CHANGES §5)."""
+"""ComfyUI's HTTP API (PROTOCOL.md §4) plus the newer jobs endpoints (CHANGES §5).
+
+Where the simulated variants differ, the handlers ask ``engine.traits`` (see variants.py).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from aiohttp import web
 
 from . import images, jobs
 from .engine import Engine, ServerError, is_canonical_uuid
-from .hub import SERVER_FEATURES
 
 # aiohttp's stock answer to an unhandled exception, which is what ComfyUI sends on bad JSON.
 CRASH_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
@@ -64,12 +66,14 @@ class ComfyRoutes:
         ]
 
     def jobs_table(self) -> list[tuple[str, str, Any]]:
-        return [
-            ("GET", "/api/jobs", self.list_jobs),
+        """The jobs routes this variant has: none, the read side (v0.6+), or all (v0.26+)."""
+        api = self.engine.traits.jobs_api
+        read = [("GET", "/api/jobs", self.list_jobs), ("GET", "/api/jobs/{job_id}", self.get_job)]
+        cancel = [
             ("POST", "/api/jobs/cancel", self.cancel_jobs),
-            ("GET", "/api/jobs/{job_id}", self.get_job),
             ("POST", "/api/jobs/{job_id}/cancel", self.cancel_job),
         ]
+        return {"none": [], "read": read, "full": read + cancel}[api]
 
     # ----------------------------------------------------------------------- prompts & queue
 
@@ -84,11 +88,11 @@ class ComfyRoutes:
         return web.json_response(self.engine.exec_info())
 
     async def get_queue(self, request: web.Request) -> web.Response:
-        queue = self.engine.queue
+        queue, traits = self.engine.queue, self.engine.traits
         return web.json_response(
             {
-                "queue_running": [item.as_list() for item in queue.running.values()],
-                "queue_pending": [item.as_list() for item in queue.pending()],
+                "queue_running": [item.wire(traits) for item in queue.running.values()],
+                "queue_pending": [item.wire(traits) for item in queue.pending()],
             }
         )
 
@@ -186,25 +190,29 @@ class ComfyRoutes:
 
     async def system_stats(self, request: web.Request) -> web.Response:
         total, free = _memory()
-        system = {
+        traits = self.engine.traits
+        system: dict[str, Any] = {
             "os": os.name,
             "ram_total": total,
             "ram_free": free,
-            "comfyui_version": "0.3.64",
-            "required_frontend_version": "1.27.10",
-            "installed_templates_version": "0.1.95",
-            "required_templates_version": "0.1.95",
+            "comfyui_version": traits.version,  # the monitor logs it
+            "required_frontend_version": traits.frontend_version,
+            "installed_templates_version": traits.installed_templates_version,
+            "required_templates_version": traits.templates_version,
             "python_version": sys.version,
             "pytorch_version": "simulated",
             "embedded_python": False,
             "argv": list(sys.argv),
         }
+        if traits.newer_system_stats:  # CHANGES §6 names the keys, not their contents
+            system["comfy_package_versions"] = {"comfyui": traits.version}
+            system["deploy_environment"] = "local"
         device = {"name": "cpu", "type": "cpu", "index": None, "vram_total": total}
         device.update(vram_free=free, torch_vram_total=total, torch_vram_free=free)
         return web.json_response({"system": system, "devices": [device]})
 
     async def features(self, request: web.Request) -> web.Response:
-        return web.json_response(SERVER_FEATURES)
+        return web.json_response(self.engine.traits.server_features())
 
     async def free(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
@@ -238,7 +246,7 @@ class ComfyRoutes:
         ids = body.get("job_ids") if isinstance(body, dict) else None
         if not isinstance(ids, list):
             return web.json_response({"error": "job_ids must be a list"}, status=400)
-        bad = [i for i in ids if not is_canonical_uuid(i)]
+        bad = [i for i in ids if not is_canonical_uuid(i)]  # CHANGES §5: malformed id → 400
         if bad:
             return web.json_response({"error": "Invalid job ids", "invalid_ids": bad}, status=400)
         cancelled = [self.engine.cancel(i) for i in ids]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .nodes import InputSpec, NodeClass, coerce_widget
+from .variants import V0_3_64, Variant
 
 Error = dict[str, Any]
 
@@ -46,9 +47,12 @@ class CycleError(RuntimeError):
 class PromptValidator:
     """Validates one API-format prompt against the simulated node catalog."""
 
-    def __init__(self, prompt: dict[str, Any], catalog: dict[str, NodeClass]) -> None:
+    def __init__(
+        self, prompt: dict[str, Any], catalog: dict[str, NodeClass], traits: Variant = V0_3_64
+    ) -> None:
         self.prompt = prompt
         self.catalog = catalog
+        self.traits = traits
         self.validated: dict[Any, tuple[bool, list[Error]]] = {}
         self._active: set[Any] = set()
 
@@ -71,21 +75,55 @@ class PromptValidator:
         lines = [f"{e['message']}: {e['details']}" for o in failed for e in self.validated[o][1]]
         top = error("prompt_outputs_failed_validation", "Prompt outputs failed validation")
         top["details"] = "\n".join(lines)
+        if self.traits.validation_extra_info:
+            top["extra_info"] = self._failure_info(failed, node_errors)
         return ValidationResult(error=top, node_errors=node_errors)
+
+    def _failure_info(self, failed: list[str], node_errors: dict[str, Any]) -> dict[str, Any]:
+        """The fork's extra_info: the exception that failed validation and the node errors
+        again. An exception during validation is named as such, else a ValidationError raised
+        right here (its traceback is the stack, as the fork's is)."""
+        for out in failed:
+            for err in self.validated[out][1]:
+                if err["type"] == "exception_during_validation":
+                    info = dict(err["extra_info"])
+                    return {**info, "node_errors": node_errors}
+        stack = traceback.format_stack()
+        return {"exception_type": "ValidationError", "traceback": stack, "node_errors": node_errors}
 
     # ----------------------------------------------------------------------- whole prompt
 
     def _check_classes(self) -> Error | None:
         for node_id, node in self.prompt.items():
-            where = f"Node ID '#{node_id}'"
             if not isinstance(node, dict) or "class_type" not in node:
-                message = "Cannot execute because a node is missing the class_type property."
-                return error("invalid_prompt", message, where)
+                return self._class_error(node_id, node, None)
             class_type = node["class_type"]
             if not isinstance(class_type, str) or class_type not in self.catalog:
-                message = f"Cannot execute because node {class_type} does not exist."
-                return error("invalid_prompt", message, where)
+                return self._class_error(node_id, node, class_type)
         return None
+
+    def _class_error(self, node_id: str, node: Any, class_type: Any) -> Error:
+        """0.3.64's invalid_prompt, or the newer missing_node_type (texts: the fork's)."""
+        where = f"Node ID '#{node_id}'"
+        missing = not isinstance(node, dict) or "class_type" not in node
+        if not self.traits.missing_node_type:
+            if missing:
+                message = "Cannot execute because a node is missing the class_type property."
+            else:
+                message = f"Cannot execute because node {class_type} does not exist."
+            return error("invalid_prompt", message, where)
+        meta = node.get("_meta") if isinstance(node, dict) else None
+        title = meta.get("title") if isinstance(meta, dict) else None
+        if missing:
+            message = (
+                f"Node 'ID #{node_id}' has no class_type. "
+                "The workflow may be corrupted or a custom node is missing."
+            )
+        else:
+            message = f"Node '{class_type}' not found. The custom node may not be installed."
+            title = title or class_type
+        extra = {"node_id": node_id, "class_type": class_type, "node_title": title}
+        return error("missing_node_type", message, where, extra)
 
     def _outputs(self, targets: Iterable[Any] | None) -> list[str]:
         wanted = None if targets is None else list(targets)

@@ -302,7 +302,7 @@ async def test_monitor_survives_garbage_from_comfyui(rig, fake_comfy) -> None:
 async def test_a_queue_in_an_unknown_shape_does_not_fail_a_running_generation(
     rig, fake_comfy
 ) -> None:
-    """"I could not read the answer" is not "your generation failed"."""
+    """ "I could not read the answer" is not "your generation failed"."""
     fake = fake_comfy
     prompt_id = str(uuid.uuid4())
     row = await asyncio.to_thread(

@@ -18,13 +18,19 @@ from aiohttp import web
 from progress.comfy import protocol
 from progress.simulator import SimulatorConfig, create_app
 
-from .frames import TRACES, Kind, live_kind
+from .frames import RECORDED, TRACE_SETS, TRACES, Kind, TraceSet, live_kind
 
 if not TRACES.is_dir():  # the recorded traces live outside the repository
     pytest.skip("shared/comfyui/traces not available", allow_module_level=True)
 
 # Fast enough for a short suite, slow enough that an HTTP call lands inside a step.
 TIME_SCALE = 0.1
+
+# A fidelity test marked with this runs once per recorded server; its simulators play the
+# variant of that recording (``recorded`` -> ``variant`` -> ``start_sim``).
+each_server = pytest.mark.parametrize(
+    "recorded", TRACE_SETS, indirect=True, ids=[t.variant for t in TRACE_SETS]
+)
 
 
 @dataclass
@@ -163,14 +169,27 @@ class Sim:
 StartSim = Callable[..., Awaitable[Sim]]
 
 
+@pytest.fixture
+def recorded(request: pytest.FixtureRequest) -> TraceSet:
+    """The recording a test compares with: 0.3.64's unless parametrized by ``each_server``."""
+    return getattr(request, "param", RECORDED)
+
+
+@pytest.fixture
+def variant(recorded: TraceSet) -> str:
+    """The simulator variant ``start_sim`` plays by default."""
+    return recorded.variant
+
+
 @pytest_asyncio.fixture
-async def start_sim(tmp_path: Path) -> AsyncIterator[StartSim]:
+async def start_sim(tmp_path: Path, variant: str) -> AsyncIterator[StartSim]:
     """Factory: ``await start_sim(time_scale=..., checkpoints=[...])``; all stopped at the end."""
     running: list[tuple[web.AppRunner, Sim]] = []
 
     async def start(**overrides: Any) -> Sim:
         root = tmp_path / f"sim{len(running)}"
         options: dict[str, Any] = {
+            "variant": variant,
             "time_scale": TIME_SCALE,
             "output_dir": root / "output",
             "temp_dir": root / "temp",

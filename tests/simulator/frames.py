@@ -5,16 +5,22 @@ data key sets, node ids, progress values, node states, preview formats, TEXT pay
 what is not (prompt ids, timestamps, image bytes, file counters). ``status`` frames are compared
 separately (their position relative to other frames races with HTTP requests, their values do
 not).
+
+A ``TraceSet`` reads one recording (``RECORDED``: ComfyUI 0.3.64, ``FORK``: the fork at v0.12.1)
+and names the simulator variant that must reproduce it; the module-level readers read
+``RECORDED``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from progress.comfy import protocol
-from tests.traces import TRACES
+from tests.traces import FORK_TRACES, TRACES
 
 Kind = tuple[Any, ...]
 
@@ -77,23 +83,67 @@ def recorded_binary_kind(decoded: dict[str, Any]) -> Kind:
     return ("bin", kind, protocol.IMAGE_FORMATS[decoded["image_format"]])
 
 
-def records(name: str) -> Iterator[dict[str, Any]]:
-    with open(TRACES / name, encoding="utf-8") as handle:
-        for line in handle:
-            yield json.loads(line)
+@dataclass(frozen=True)
+class TraceSet:
+    """One recorded server: its trace directory and the simulator variant that plays it."""
+
+    variant: str
+    root: Path
+
+    def records(self, name: str) -> Iterator[dict[str, Any]]:
+        with open(self.root / name, encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+    def recorded_frames(self, name: str, conn: str) -> list[Kind | int]:
+        """What connection ``conn`` received: kinds, with ints standing for status values."""
+        found: list[Kind | int] = []
+        for rec in self.records(name):
+            if rec.get("dir") != "ws_in" or rec.get("conn") != conn:
+                continue
+            if rec.get("binary"):
+                found.append(recorded_binary_kind(rec["decoded"]))
+            else:
+                found.append(_with_status(rec["text"]))
+        return found
+
+    def requests(self, name: str, method: str, path: str) -> list[dict[str, Any]]:
+        """The recorded HTTP exchanges for one method/path prefix, in order."""
+        found = []
+        for rec in self.records(name):
+            http = rec.get("http")
+            if http and http["method"] == method and http["path"].startswith(path):
+                found.append(http)
+        return found
+
+    def sent_flags(self, name: str, conn: str) -> bool:
+        """Whether the recorder's connection opened with the feature_flags hello."""
+        return any(r.get("dir") == "ws_out" and r.get("conn") == conn for r in self.records(name))
+
+    def notes(self, name: str) -> list[str]:
+        return [rec["note"] for rec in self.records(name) if "note" in rec]
+
+    def history(self, name: str, index: int = 0) -> dict[str, Any]:
+        """The recorded GET /history/{id} entry of the trace's ``index``-th accepted prompt."""
+        posts = self.requests(name, "POST", "/prompt")
+        accepted = [h["response"]["prompt_id"] for h in posts if h["status"] == 200]
+        wanted = accepted[index]
+        for http in self.requests(name, "GET", f"/history/{wanted}"):
+            if http["response"]:
+                return http["response"][wanted]
+        raise LookupError(f"{name}: no recorded history of prompt {index}")
 
 
-def recorded_frames(name: str, conn: str) -> list[Kind | int]:
-    """What connection ``conn`` received: kinds, with ints standing for status values."""
-    found: list[Kind | int] = []
-    for rec in records(name):
-        if rec.get("dir") != "ws_in" or rec.get("conn") != conn:
-            continue
-        if rec.get("binary"):
-            found.append(recorded_binary_kind(rec["decoded"]))
-        else:
-            found.append(_with_status(rec["text"]))
-    return found
+RECORDED = TraceSet("0.3.64", TRACES)
+FORK = TraceSet("fork-0.12", FORK_TRACES)
+TRACE_SETS = (RECORDED, FORK)
+
+# The 0.3.64 recording, for tests that compare with it only.
+records = RECORDED.records
+recorded_frames = RECORDED.recorded_frames
+requests = RECORDED.requests
+sent_flags = RECORDED.sent_flags
+notes = RECORDED.notes
 
 
 def _with_status(message: dict[str, Any]) -> Kind | int:
@@ -116,25 +166,6 @@ def split(seq: list[Kind | int]) -> tuple[list[Kind], list[int]]:
     return kinds, statuses
 
 
-def requests(name: str, method: str, path: str) -> list[dict[str, Any]]:
-    """The recorded HTTP exchanges for one method/path prefix, in order."""
-    found = []
-    for rec in records(name):
-        http = rec.get("http")
-        if http and http["method"] == method and http["path"].startswith(path):
-            found.append(http)
-    return found
-
-
-def sent_flags(name: str, conn: str) -> bool:
-    """Whether the recorder's connection opened with the feature_flags hello."""
-    return any(r.get("dir") == "ws_out" and r.get("conn") == conn for r in records(name))
-
-
-def notes(name: str) -> list[str]:
-    return [rec["note"] for rec in records(name) if "note" in rec]
-
-
 def shape(value: Any) -> Any:
     """Structure without values: dict keys kept, lists element-wise, scalars by type.
 
@@ -149,3 +180,14 @@ def shape(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return "number"
     return type(value).__name__
+
+
+def queue_ids(items: list[Any]) -> list[str]:
+    """prompt_ids of GET /queue items: 0.3.64's lists or the fork's objects."""
+    return [item["prompt_id"] if isinstance(item, dict) else item[1] for item in items]
+
+
+def message_kinds(status: dict[str, Any]) -> list[str]:
+    """Event names of history ``status.messages``: ``[name, data]`` pairs or the fork's
+    strings (``"execution_error: <message>"``)."""
+    return [m.partition(":")[0] if isinstance(m, str) else m[0] for m in status["messages"]]

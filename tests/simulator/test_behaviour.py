@@ -203,7 +203,7 @@ async def test_history_post_and_paging(sim: Sim) -> None:
 
 
 async def test_jobs_api(start_sim: StartSim) -> None:
-    sim = await start_sim(time_scale=0.3)
+    sim = await start_sim(time_scale=0.3, variant="modern")  # the only one with cancel
     done = await sim.submit({**probe_prompt(), "1": _reseeded(1) | {}})
     await sim.wait_done(done["prompt_id"])
     running = await sim.submit({**probe_prompt(), "1": _reseeded(2)})

@@ -1,4 +1,8 @@
-"""HTTP answers compared with the recorded ones: validation errors, history, queue, files, facts."""
+"""HTTP answers compared with the recorded ones: validation errors, history, queue, files, facts.
+
+Tests marked ``each_server`` run against both recordings (0.3.64 and the fork at v0.12.1);
+the rest compare with answers only 0.3.64 was recorded giving.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import Sim, StartSim
-from .frames import TRACES, records, requests, shape
+from .conftest import Sim, StartSim, each_server
+from .frames import RECORDED, TRACES, TraceSet, requests, shape
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,27 +40,32 @@ def normalized(body: Any) -> Any:
     return body
 
 
-def invalid_cases() -> list[tuple[str, dict[str, Any]]]:
-    notes = [r["note"] for r in records("invalid.jsonl") if "note" in r]
-    return list(zip(notes, requests("invalid.jsonl", "POST", "/prompt"), strict=True))
+def invalid_cases(recorded: TraceSet) -> list[dict[str, Any]]:
+    """The POST /prompt exchanges of invalid.jsonl; both recordings made the same 8."""
+    return recorded.requests("invalid.jsonl", "POST", "/prompt")
 
 
-@pytest.mark.parametrize("case", invalid_cases(), ids=lambda c: c[0][:40])
-async def test_invalid_prompt_answers(sim: Sim, case: tuple[str, dict[str, Any]]) -> None:
-    _, recorded = case
-    status, body = await sim.request("POST", "/prompt", json=recorded["request"])
-    assert status == recorded["status"]
-    assert normalized(body) == normalized(recorded["response"])
+# Only the 0.3.64 recording annotates its cases; they name the test ids of both.
+CASE_NAMES = [note[:40] for note in RECORDED.notes("invalid.jsonl")]
 
 
-async def test_partial_valid_runs_only_the_valid_output(sim: Sim) -> None:
-    recorded = invalid_cases()[-1][1]
-    assert recorded["status"] == 200 and recorded["response"]["node_errors"]
-    _, answer = await sim.request("POST", "/prompt", json=recorded["request"])
+@each_server
+@pytest.mark.parametrize("index", range(len(CASE_NAMES)), ids=CASE_NAMES)
+async def test_invalid_prompt_answers(sim: Sim, recorded: TraceSet, index: int) -> None:
+    case = invalid_cases(recorded)[index]
+    status, body = await sim.request("POST", "/prompt", json=case["request"])
+    assert status == case["status"]
+    assert normalized(body) == normalized(case["response"])
+
+
+@each_server
+async def test_partial_valid_runs_only_the_valid_output(sim: Sim, recorded: TraceSet) -> None:
+    case = invalid_cases(recorded)[-1]
+    assert case["status"] == 200 and case["response"]["node_errors"]
+    _, answer = await sim.request("POST", "/prompt", json=case["request"])
     history = await sim.wait_done(answer["prompt_id"])
     entry = history[answer["prompt_id"]]
-    expected = json.loads((TRACES / "history_partial_valid.json").read_text())
-    assert shape(entry) == shape(next(iter(expected.values())))
+    assert shape(entry) == shape(recorded.history("invalid.jsonl"))
     assert list(entry["outputs"]) == ["2"] and entry["prompt"][4] == ["2"]
 
 
@@ -96,7 +105,8 @@ async def test_content_types(sim: Sim) -> None:
         assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
 
 
-async def test_invalid_prompt_id_and_counter(sim: Sim) -> None:
+async def test_invalid_prompt_id_and_counter(start_sim: StartSim) -> None:
+    sim = await start_sim(variant="modern")  # 0.3.64 took any prompt_id
     prompt = requests("success.jsonl", "POST", "/prompt")[0]["request"]["prompt"]
     numbers = []
     for bad in ("not-a-uuid", str(uuid.uuid4()).upper(), uuid.uuid4().hex):
@@ -114,15 +124,15 @@ async def test_invalid_prompt_id_and_counter(sim: Sim) -> None:
     await sim.wait_done(chosen)
 
 
-async def test_history_queue_view_and_facts(sim: Sim) -> None:
+@each_server
+async def test_history_queue_view_and_facts(sim: Sim, recorded: TraceSet) -> None:
     """The HTTP calls success.jsonl made after its prompt, answered in the recorded shapes."""
     trace = "success.jsonl"
-    prompt = requests(trace, "POST", "/prompt")[0]["request"]
+    prompt = recorded.requests(trace, "POST", "/prompt")[0]["request"]
     answer = await sim.submit(prompt["prompt"], prompt["client_id"])
     history = await sim.wait_done(answer["prompt_id"])
     entry = history[answer["prompt_id"]]
-    recorded = json.loads((TRACES / "history_success.json").read_text())
-    assert shape(entry) == shape(next(iter(recorded.values())))
+    assert shape(entry) == shape(recorded.history(trace))
     assert entry["prompt"][2] == prompt["prompt"] and entry["prompt"][4] == ["2"]
     image = entry["outputs"]["2"]["images"][0]
     assert image["filename"].startswith("probe_") and image["filename"].endswith("_.png")
@@ -130,7 +140,7 @@ async def test_history_queue_view_and_facts(sim: Sim) -> None:
     assert status == 200 and data.startswith(PNG_MAGIC)
     status, data = await sim.request("GET", "/view", params={**image, "preview": "webp;50"})
     assert status == 200 and data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    for recorded_http in requests(trace, "GET", "/"):
+    for recorded_http in recorded.requests(trace, "GET", "/"):
         path = recorded_http["path"]
         if path.startswith(("/view", "/history/")):
             continue
@@ -142,6 +152,7 @@ async def test_history_queue_view_and_facts(sim: Sim) -> None:
         elif path in ("/system_stats",):
             assert shape(body)["devices"] == shape(expected)["devices"]
             assert set(body["system"]) == set(expected["system"])
+            assert body["system"]["comfyui_version"] == expected["system"]["comfyui_version"]
         else:
             assert body == expected, path
 

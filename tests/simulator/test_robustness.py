@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from progress.simulator import SimulatorConfig
+from progress.simulator.cli import add_arguments, config_from_options
 from progress.simulator.engine import Engine, ServerError
 from progress.simulator.hub import Hub
 from progress.simulator.nodes import build_catalog
@@ -156,3 +158,15 @@ def test_module_entry_point_serves(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+
+
+def test_cli_variant_option() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_options(vars(parser.parse_args([]))).variant == "0.3.64"
+    options = vars(parser.parse_args(["--variant", "fork-0.12"]))
+    assert config_from_options(options).traits.queue_form == "object"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--variant", "0.4"])
+    with pytest.raises(ValueError):
+        SimulatorConfig(variant="0.4")
