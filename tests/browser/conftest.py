@@ -119,7 +119,7 @@ def browser_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
         monitor.wait_for_log("connected to ComfyUI")
         yield s
     finally:
-        for proc in (s.monitor, s.web, sim):
+        for proc in (s.monitor, s.web, s.sim):  # s.sim: a test may have switched variants
             proc.stop()
 
 

@@ -8,15 +8,13 @@ test fails.
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from tests.integration.conftest import Stack, build_stack, stop_stack
-from tests.procs import Proc, wait_for_port
+from tests.integration.conftest import VARIANTS, Stack, build_stack, stop_stack
+from tests.servers import restart_simulator, use_variant
 
 
 @pytest.fixture(scope="package")
@@ -26,25 +24,6 @@ def fault_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
         yield s
     finally:
         stop_stack(s)
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/")[0])
-
-
-def restart_simulator(stack: Stack) -> Proc:
-    """Start the simulator again on the same port (a fresh one: empty queue and history)."""
-    port = port_of(stack.sim_url)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the old listener must be gone
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                time.sleep(0.05)
-        except OSError:
-            break
-    stack.sim = Proc(stack.sim.name, stack.sim.args, stack.log_dir, stack.env).start()
-    wait_for_port(port, proc=stack.sim)
-    return stack.sim
 
 
 def ensure_running(stack: Stack) -> None:
@@ -57,10 +36,16 @@ def ensure_running(stack: Stack) -> None:
 
 @pytest.fixture
 def rig(fault_stack: Stack, transactional_db, request) -> Iterator[Stack]:
-    """The shared stack for one test, its processes up and the simulator idle."""
+    """The shared stack for one test, its processes up and the simulator idle, playing
+    ComfyUI 0.3.64 (or the variant of an indirect parameter: see ``each_server``)."""
     ensure_running(fault_stack)
+    use_variant(fault_stack, getattr(request, "param", "0.3.64"))
     requests.post(f"{fault_stack.sim_url}/sim/reset", timeout=5)
     yield fault_stack
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(fault_stack.logs())
+
+
+# A fault test that runs against every server the simulator plays (``rig`` is parametrized).
+each_server = pytest.mark.parametrize("rig", list(VARIANTS), indirect=True)

@@ -14,7 +14,6 @@ import pytest
 import redis
 from django.conf import settings
 
-from tests.faults.conftest import port_of
 from tests.faults.rawws import TEXT, HandshakeRefused, RawWebSocket
 from tests.faults.support import (
     TERMINAL,
@@ -28,6 +27,7 @@ from tests.faults.support import (
     tally,
 )
 from tests.integration.clients import Watcher, create, slow_noise
+from tests.servers import port_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

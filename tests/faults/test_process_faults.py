@@ -1,5 +1,6 @@
-"""Faults 1, 2 and 4: the monitor killed, ComfyUI's sockets dropped, ComfyUI restarted, and
-a client whose network drops every 200 ms. Each computes and records its figures."""
+"""Faults 1, 2 and 4: the monitor killed, ComfyUI's sockets dropped, ComfyUI restarted (each
+against every server the simulator plays), and a client whose network drops every 200 ms.
+Each computes and records its figures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.faults.conftest import restart_simulator
+from tests.faults.conftest import each_server
 from tests.faults.support import (
     TERMINAL,
     ResumingClient,
@@ -20,6 +21,7 @@ from tests.faults.support import (
     wait_for_status,
 )
 from tests.integration.clients import Watcher, create, slow_noise
+from tests.servers import restart_simulator, sim_variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -29,6 +31,7 @@ def assert_exactly_once(figures, messages) -> None:
     assert figures.out_of_order == 0 and figures.delivered == figures.expected, figures
 
 
+@each_server
 async def test_monitor_sigkill_mid_generation(rig) -> None:
     gid = create(rig.web_url, slow_noise(steps=20, seconds=0.15, seed=101))["id"]
     url = f"{rig.ws_url}/api/ws/progress?generationId={gid}"
@@ -45,7 +48,7 @@ async def test_monitor_sigkill_mid_generation(rig) -> None:
     figures = tally(msgs, body["seq"], gid)
     hose = tally(firehose.of(gid), body["seq"], gid)
     record_figures(
-        "monitor SIGKILL + restart",
+        f"monitor SIGKILL + restart on {sim_variant(rig)}",
         figures,
         firehose=hose.as_json(),
         monitorDownSeconds=round(down, 1),
@@ -60,6 +63,7 @@ async def test_monitor_sigkill_mid_generation(rig) -> None:
     assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
 
 
+@each_server
 async def test_simulator_drops_every_socket_mid_generation(rig) -> None:
     gid = create(rig.web_url, slow_noise(steps=20, seconds=0.15, seed=102))["id"]
     url = f"{rig.ws_url}/api/ws/progress?generationId={gid}"
@@ -69,7 +73,9 @@ async def test_simulator_drops_every_socket_mid_generation(rig) -> None:
         msgs = await one.until_done(gid, timeout=40)
     body = final_seq(rig.web_url, gid)
     figures = tally(msgs, body["seq"], gid)
-    record_figures("ComfyUI drops every socket", figures, socketsDropped=dropped)
+    record_figures(
+        f"ComfyUI drops every socket on {sim_variant(rig)}", figures, socketsDropped=dropped
+    )
     assert dropped >= 1  # the monitor's socket at least
     assert_exactly_once(figures, msgs)
     assert msgs[-1]["type"] == "generation.completed" and msgs[-1]["data"]["images"]
@@ -82,6 +88,7 @@ async def test_simulator_drops_every_socket_mid_generation(rig) -> None:
 SETTLE_SECONDS = 20.0
 
 
+@each_server
 async def test_simulator_restarted_mid_generation_ends_the_generation(rig) -> None:
     gid = create(rig.web_url, slow_noise(steps=40, seconds=0.15, seed=103))["id"]
     url = f"{rig.ws_url}/api/ws/progress?generationId={gid}"
@@ -103,7 +110,7 @@ async def test_simulator_restarted_mid_generation_ends_the_generation(rig) -> No
     body = final_seq(rig.web_url, gid)
     figures = tally(msgs, body["seq"], gid)
     record_figures(
-        "ComfyUI restarted (queue lost)",
+        f"ComfyUI restarted (queue lost) on {sim_variant(rig)}",
         figures,
         apiStatus=body["status"],
         error=body["error"],

@@ -25,8 +25,9 @@ from tests.faults.support import (
     wait_for_status,
 )
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import Stack, build_stack, stop_stack
+from tests.integration.conftest import VARIANTS, Stack, build_stack, stop_stack
 from tests.procs import Proc, free_port, wait_for_port
+from tests.servers import use_variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -94,8 +95,12 @@ def redis_stack(own_redis, django_db_setup, django_db_blocker, tmp_path_factory)
         stop_stack(s)
 
 
-async def test_redis_restarted_mid_generation(redis_stack, own_redis, transactional_db) -> None:
+@pytest.mark.parametrize("variant", list(VARIANTS))
+async def test_redis_restarted_mid_generation(
+    redis_stack, own_redis, transactional_db, variant
+) -> None:
     s = redis_stack
+    await asyncio.to_thread(use_variant, s, variant)
     gid = create(s.web_url, slow_noise(steps=40, seconds=0.15, seed=201))["id"]
     resumer = ResumingClient(s.ws_url, [gid])
     hose = ResumingClient(s.ws_url, [gid], firehose=True)
@@ -130,7 +135,7 @@ async def test_redis_restarted_mid_generation(redis_stack, own_redis, transactio
     plain_ended = plain_figures.terminal is not None
     plain_hung = plain_code is None and not plain_ended
     record_figures(
-        "Redis restarted (own redis-server)",
+        f"Redis restarted (own redis-server) on {variant}",
         figures,
         resumeCloseCodes=sorted({c for c in resumer.close_codes if c is not None}),
         reconnects=resumer.connections - 1,

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lockngen.models import ApiToken, Generation
-from tests.faults.conftest import port_of
 from tests.faults.rawws import (
     BINARY,
     CLOSE,
@@ -38,6 +37,7 @@ from tests.faults.rawws import (
 from tests.faults.support import final_seq, record, tally
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.integration.conftest import Stack, start_daphne
+from tests.servers import port_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

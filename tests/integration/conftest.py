@@ -37,10 +37,18 @@ class Stack:
         return "\n".join(f"--- {p.name}\n{p.tail()}" for p in (self.sim, self.web, self.monitor))
 
 
+# Every server the simulator plays, and the version each reports (the monitor logs it).
+VARIANTS = {"0.3.64": "0.3.64", "fork-0.12": "0.12.1", "modern": "0.46.0"}
+
+
 def start_simulator(
-    log_dir: Path, env: dict[str, str], name: str = "simulator"
+    log_dir: Path,
+    env: dict[str, str],
+    name: str = "simulator",
+    variant: str = "0.3.64",
+    port: int | None = None,
 ) -> tuple[Proc, str]:
-    port = free_port()
+    port = port or free_port()
     proc = Proc(
         name,
         python(
@@ -52,6 +60,8 @@ def start_simulator(
             str(port),
             "--output-dir",
             str(log_dir / f"{name}-out"),
+            "--variant",
+            variant,
         ),
         log_dir,
         env,
@@ -68,10 +78,10 @@ def start_daphne(log_dir: Path, env: dict[str, str], name: str = "daphne") -> tu
     return proc, port
 
 
-def build_stack(log_dir: Path, **extra_env: str) -> Stack:
+def build_stack(log_dir: Path, variant: str = "0.3.64", **extra_env: str) -> Stack:
     env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="lockngen.settings")
     env.update(extra_env)
-    sim, sim_url = start_simulator(log_dir, env)
+    sim, sim_url = start_simulator(log_dir, env, variant=variant)
     env["COMFYUI_URL"] = sim_url
     env["COMFYUI_CLIENT_ID"] = f"lockngen-test-{os.getpid()}"
     web, port = start_daphne(log_dir, env)
