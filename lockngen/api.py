@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
@@ -119,13 +120,14 @@ def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResp
     except ComfyUnavailable:
         return error(503, "ComfyUI is unreachable; try again shortly")
     # The row exists before ComfyUI hears of the prompt: its events may beat the answer.
-    row = Generation.objects.create(
-        prompt_id=str(uuid.uuid4()),
-        comfyui_url=backend,
-        workflow=asked.workflow,
-        params=asked.params,
-        owner=user if settings.REQUIRE_AUTH else None,
-    )
+    row = _reserve(asked, backend, user if settings.REQUIRE_AUTH else None)
+    if row is None:
+        cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
+        return error(
+            429,
+            f"you already have {cap} queued or running generations (at most {cap}); "
+            "wait for one to finish or cancel one",
+        )
     try:
         client_for(backend).submit(
             asked.workflow,
@@ -141,6 +143,28 @@ def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResp
         log.warning("ComfyUI unreachable: %s", exc)
         return error(503, "ComfyUI is unreachable; try again shortly")
     return JsonResponse(generation_json(row), status=201)
+
+
+def _reserve(
+    asked: generation_requests.GenerationRequest, backend: str, owner: Any
+) -> Generation | None:
+    """The new row, unless ``owner`` already has ``MAX_ACTIVE_PER_USER`` active ones."""
+    cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
+    with transaction.atomic():
+        if owner is not None and cap > 0:
+            # Locking the user's row makes count-then-create one step for that user
+            # (PostgreSQL; SQLite serialises writers on its own).
+            type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+            active = Generation.objects.filter(owner=owner, status__in=ACTIVE_STATUSES)
+            if active.count() >= cap:
+                return None
+        return Generation.objects.create(
+            prompt_id=str(uuid.uuid4()),
+            comfyui_url=backend,
+            workflow=asked.workflow,
+            params=asked.params,
+            owner=owner,
+        )
 
 
 def _list(request: HttpRequest) -> HttpResponse:
