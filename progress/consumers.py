@@ -104,21 +104,29 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             self.viewer.pk if self.viewer else None,
             sees_all=not settings.REQUIRE_AUTH or bool(self.viewer and self.viewer.is_staff),
         )
-        await self.accept()
         if settings.REQUIRE_AUTH and self.viewer is None:
+            await self.accept()
             rejected = self.scope.get("token_rejected")
             await self.send_error("invalid or revoked API token" if rejected else "log in first")
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
+        placed: bool | None = None
         try:
-            await self._subscribe()
+            # The place is taken before accepting: of sockets opened one after the other,
+            # the one over the cap is the newest.
+            placed = await self._take_place()
+            await self.accept()
+            if placed:
+                await self._subscribe()
+            else:
+                await self._refuse_over_cap()
         except Exception:
             log.exception("cannot subscribe a progress socket")
+            if placed is None:
+                await self.accept()  # not accepted yet: accept, to close with a code
             await self.close(code=CLOSE_LAYER_DOWN)
 
     async def _subscribe(self) -> None:
-        if not await self._take_place():
-            return
         if settings.REQUIRE_AUTH and self.viewer is not None:
             await self._join(access_group(self.viewer.pk))
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -128,21 +136,25 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self._watch_all()
         await self._unhold()
 
+    def _cap(self) -> tuple[str, int, str] | None:
+        client = self.scope.get("client") or [None]
+        return cap_for(self.viewer.pk if self.viewer else None, client[0])
+
     async def _take_place(self) -> bool:
         """A place under the user's (or the address's) socket cap, counted in Redis."""
-        client = self.scope.get("client") or [None]
-        cap = cap_for(self.viewer.pk if self.viewer else None, client[0])
+        cap = self._cap()
         if cap is None:
             local_sockets().track(self)
             return True
-        key, limit, per = cap
-        if (await local_sockets().admit(self, key, limit)).admitted:
-            return True
+        key, limit, _ = cap
+        return (await local_sockets().admit(self, key, limit)).admitted
+
+    async def _refuse_over_cap(self) -> None:
+        _, limit, per = self._cap() or ("", 0, "")
         await self.send_error(
             f"too many open progress sockets: at most {limit} {per}; close one and retry"
         )
         await self.close(code=CLOSE_TOO_MANY)
-        return False
 
     async def _watch_one(self, raw_id: str, raw_after: str | None) -> None:
         generation_id, after = _uuid(raw_id), _seq(raw_after)
