@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import shutil
@@ -12,7 +13,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
@@ -150,11 +151,13 @@ def _reserve(
 ) -> Generation | None:
     """The new row, unless ``owner`` already has ``MAX_ACTIVE_PER_USER`` active ones."""
     cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
-    with transaction.atomic():
+    # Locking the user's row makes count-then-create one step per user (PostgreSQL). Not on
+    # SQLite: a read that turns into a write there fails at once ("database is locked").
+    locking = connection.features.has_select_for_update
+    with transaction.atomic() if locking else contextlib.nullcontext():
         if owner is not None and cap > 0:
-            # Locking the user's row makes count-then-create one step for that user
-            # (PostgreSQL; SQLite serialises writers on its own).
-            type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+            if locking:
+                type(owner).objects.select_for_update().filter(pk=owner.pk).first()
             active = Generation.objects.filter(owner=owner, status__in=ACTIVE_STATUSES)
             if active.count() >= cap:
                 return None
