@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -15,7 +16,16 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from lockngen import api
+from lockngen.login_throttle import LockoutMessageMixin
 from lockngen.models import ACTIVE_STATUSES, ApiToken, Generation
+
+
+class ThrottledAdminAuthenticationForm(LockoutMessageMixin, AdminAuthenticationForm):
+    pass
+
+
+# The admin's login is throttled like the site's (the backend); this form says so.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 # The Active page shows at most this many generations (the newest).
 MAX_ACTIVE_ROWS = 500
@@ -187,5 +197,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} token(s).")
+        # One by one, not update(): each revocation announces itself and closes its sockets.
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            token.revoke()
+        self.message_user(request, f"Revoked {len(tokens)} token(s).")

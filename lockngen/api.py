@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import shutil
@@ -12,6 +13,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
@@ -107,13 +109,14 @@ def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResp
     except ComfyUnavailable:
         return error(503, "ComfyUI is unreachable; try again shortly")
     # The row exists before ComfyUI hears of the prompt: its events may beat the answer.
-    row = Generation.objects.create(
-        prompt_id=str(uuid.uuid4()),
-        comfyui_url=backend,
-        workflow=asked.workflow,
-        params=asked.params,
-        owner=user if settings.REQUIRE_AUTH else None,
-    )
+    row = _reserve(asked, backend, user if settings.REQUIRE_AUTH else None)
+    if row is None:
+        cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
+        return error(
+            429,
+            f"you already have {cap} queued or running generations (at most {cap}); "
+            "wait for one to finish or cancel one",
+        )
     try:
         client_for(backend).submit(
             asked.workflow,
@@ -129,6 +132,30 @@ def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResp
         log.warning("ComfyUI unreachable: %s", exc)
         return error(503, "ComfyUI is unreachable; try again shortly")
     return JsonResponse(generation_json(row), status=201)
+
+
+def _reserve(
+    asked: generation_requests.GenerationRequest, backend: str, owner: Any
+) -> Generation | None:
+    """The new row, unless ``owner`` already has ``MAX_ACTIVE_PER_USER`` active ones."""
+    cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
+    # Locking the user's row makes count-then-create one step per user (PostgreSQL). Not on
+    # SQLite: a read that turns into a write there fails at once ("database is locked").
+    locking = connection.features.has_select_for_update
+    with transaction.atomic() if locking else contextlib.nullcontext():
+        if owner is not None and cap > 0:
+            if locking:
+                type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+            active = Generation.objects.filter(owner=owner, status__in=ACTIVE_STATUSES)
+            if active.count() >= cap:
+                return None
+        return Generation.objects.create(
+            prompt_id=str(uuid.uuid4()),
+            comfyui_url=backend,
+            workflow=asked.workflow,
+            params=asked.params,
+            owner=owner,
+        )
 
 
 def _list(request: HttpRequest) -> HttpResponse:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
@@ -17,11 +16,12 @@ from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import validate_host
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
+from lockngen.access import Identity
 from lockngen.models import ApiToken, Generation, hash_token
+from lockngen.origins import origin_allowed
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -35,6 +35,12 @@ def bearer_token(header: str | None) -> str | None:
 
 def user_for_token(raw: str) -> Any | None:
     """The active user behind a token, or None (unknown, revoked, or user inactive)."""
+    token = token_for(raw)
+    return token.user if token is not None else None
+
+
+def token_for(raw: str) -> ApiToken | None:
+    """The live token (its user active) with this value, or None."""
     token = (
         ApiToken.objects.select_related("user")
         .filter(key_hash=hash_token(raw), revoked_at__isnull=True)
@@ -45,7 +51,7 @@ def user_for_token(raw: str) -> Any | None:
     now = timezone.now()
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(id=token.id).update(last_used_at=now)  # at most once a minute
-    return token.user
+    return token
 
 
 def visible(user: Any) -> QuerySet[Generation]:
@@ -116,43 +122,57 @@ def _unauthorized(message: str) -> JsonResponse:
 # --------------------------------------------------------------------------- WebSocket
 
 
-def origin_allowed(origin: str | None) -> bool:
-    """Browsers always send Origin: it must be one of our hosts. Other clients send none."""
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return value.decode("latin-1") if value else None
+
+
+def handshake_origin_ok(scope: dict[str, Any], origin: str | None) -> bool:
+    """No Origin: not a browser (it must then bring a token). Else the whole origin must
+    be this site's (scheme, host and port) or one of ``CSRF_TRUSTED_ORIGINS``."""
     if origin is None:
         return True
-    host = urlsplit(origin).hostname
-    if not host:
-        return False
     hosts = settings.ALLOWED_HOSTS or (
         ["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []
     )
-    return validate_host(host, hosts) or validate_host(f"[{host}]", hosts)
+    host = _header(dict(scope.get("headers") or []), b"host")
+    scheme = scope.get("scheme") or "ws"
+    return origin_allowed(origin, scheme, host, hosts, settings.CSRF_TRUSTED_ORIGINS)
 
 
 class TokenAuthMiddleware:
-    """Sets ``scope["user"]`` from a bearer token (API clients) or the session (browsers)."""
+    """Sets ``scope["user"]`` and ``scope["identity"]`` from a bearer token (API clients) or
+    the session (browsers, and only with an Origin of ours: a cookie alone proves nothing,
+    any page can make the browser send it)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         headers = dict(scope.get("headers") or [])
-        origin = headers.get(b"origin")
-        scope = dict(scope, origin_ok=origin_allowed(origin.decode("latin-1") if origin else None))
-        raw = bearer_token(headers.get(b"authorization", b"").decode("latin-1") or None)
-        if raw is not None:
-            user = await database_sync_to_async(user_for_token)(raw)
-            scope["user"] = user or AnonymousUser()
-            scope["token_rejected"] = user is None
-        else:
-            scope["user"] = await database_sync_to_async(_session_user)(scope)
+        origin = _header(headers, b"origin")
+        scope = dict(scope, origin_ok=handshake_origin_ok(scope, origin))
+        scope["user"], scope["identity"] = AnonymousUser(), None
+        raw = bearer_token(_header(headers, b"authorization"))
+        if not scope["origin_ok"]:
+            pass  # refused at the handshake: no need to look anyone up
+        elif raw is not None:
+            token = await database_sync_to_async(token_for)(raw)
+            if token is not None:
+                scope["user"], scope["identity"] = token.user, Identity(token.user_id, token.id)
+            scope["token_rejected"] = token is None
+        elif origin is not None:
+            scope["user"], scope["identity"] = await database_sync_to_async(_session_user)(scope)
         return await self.inner(scope, receive, send)
 
 
-def _session_user(scope: dict[str, Any]) -> Any:
+def _session_user(scope: dict[str, Any]) -> tuple[Any, Identity | None]:
     request = HttpRequest()
     request.session = scope["session"]
-    return get_user(request)
+    user = get_user(request)
+    if not user.is_authenticated:
+        return user, None
+    return user, Identity(user.pk, session_key=request.session.session_key)
 
 
 def websocket_auth(inner: Any) -> Any:

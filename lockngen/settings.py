@@ -180,7 +180,28 @@ LOCKNGEN = {
     "MAX_RUN_SECONDS": env_float("LOCKNGEN_MAX_RUN_SECONDS", 1800.0),
     # Client frames larger than this get an error frame (daphne closes at 1 MiB anyway).
     "MAX_CLIENT_FRAME": env_int("LOCKNGEN_MAX_CLIENT_FRAME", 4096),
+    # Open progress sockets per user (all web processes together), and per client address
+    # for anonymous sockets (LOCKNGEN_REQUIRE_AUTH=false); the one over gets close 4429.
+    "MAX_SOCKETS_PER_USER": env_int("LOCKNGEN_MAX_SOCKETS_PER_USER", 50),
+    "MAX_SOCKETS_PER_IP": env_int("LOCKNGEN_MAX_SOCKETS_PER_IP", 200),
+    # Each process refreshes its sockets' entries this often; an entry three beats old is a
+    # socket of a crashed process and no longer counts.
+    "SOCKET_HEARTBEAT_SECONDS": env_float("LOCKNGEN_SOCKET_HEARTBEAT_SECONDS", 10.0),
+    # Safety net behind the "access changed" broadcast (e.g. a bulk UPDATE sends no signal).
+    "ACCESS_RECHECK_SECONDS": env_float("LOCKNGEN_ACCESS_RECHECK_SECONDS", 60.0),
+    # Queued or running generations per user (429 beyond it).
+    "MAX_ACTIVE_PER_USER": env_int("LOCKNGEN_MAX_ACTIVE_PER_USER", 10),
+    # Failed logins per username and per address within the window lock them out.
+    "LOGIN_MAX_FAILURES": env_int("LOCKNGEN_LOGIN_MAX_FAILURES", 10),
+    "LOGIN_WINDOW_SECONDS": env_int("LOCKNGEN_LOGIN_WINDOW_SECONDS", 900),
+    "LOGIN_LOCKOUT_SECONDS": env_int("LOCKNGEN_LOGIN_LOCKOUT_SECONDS", 900),
 }
+
+# The lockout check comes first: while locked, not even the right password is tried.
+AUTHENTICATION_BACKENDS = [
+    "lockngen.login_throttle.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

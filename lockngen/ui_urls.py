@@ -3,8 +3,11 @@
 from django.urls import include, path
 
 from lockngen import views
+from lockngen.login_throttle import ThrottledLoginView
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
+    # Before Django's own: the same page, with the lockout's message and 429.
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

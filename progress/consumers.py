@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -13,11 +14,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from lockngen.access import ACCESS_CHANGED, Identity, Viewer, check_access
 from progress import messages as m
 from progress.fanout import fanout
-from progress.groups import firehose_group, generation_group
+from progress.groups import access_group, firehose_group, generation_group
 from progress.resume import catch_up
 from progress.snapshots import active_snapshots, generation_owner, snapshot_for
+from progress.sockets import cap_for, local_sockets
 
 log = logging.getLogger("lockngen.consumer")
 
@@ -26,6 +29,7 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY = 4429  # over the open-socket cap of the user (or address)
 CLOSE_LAYER_DOWN = 4503  # the channel layer failed: reconnect and try again
 # Messages that arrive while the snapshot is being read wait; a few seconds' worth at most.
 MAX_HELD = 1000
@@ -68,6 +72,8 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     Group messages arrive through the process's ``FanOut``. Those that come before the
     snapshot is sent wait in ``held``; ``last_seq`` drops those the snapshot already covers.
+    Access is not decided once: ``access`` is re-checked on every resume frame, on every
+    "access changed" event of the user (any web process may send it), and periodically.
     """
 
     # No per-socket channel: messages come through the process's FanOut, and a channel per
@@ -78,33 +84,77 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     last_seq: dict[str, int]
     held: list[dict[str, Any]] | None
     only: str | None  # the generation of a filtered socket
+    access: Viewer  # what this socket may carry, as last checked
 
     async def connect(self) -> None:
         self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
+        self.hold_depth, self.revoked, self.only_owner = 1, False, None
         self.sent_run: dict[str, tuple[int, int]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
         self.frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST)
         if not self.scope.get("origin_ok", True):
             await self.close()  # a foreign page: refuse the handshake itself (HTTP 403)
             return
         user = self.scope.get("user")
         self.viewer = user if user is not None and user.is_authenticated else None
-        self.sees_all = not settings.REQUIRE_AUTH or bool(self.viewer and self.viewer.is_staff)
-        await self.accept()
+        self.identity: Identity | None = self.scope.get("identity") or (
+            Identity(self.viewer.pk) if self.viewer is not None else None
+        )
+        self.access = Viewer(
+            self.viewer.pk if self.viewer else None,
+            sees_all=not settings.REQUIRE_AUTH or bool(self.viewer and self.viewer.is_staff),
+        )
         if settings.REQUIRE_AUTH and self.viewer is None:
+            await self.accept()
             rejected = self.scope.get("token_rejected")
             await self.send_error("invalid or revoked API token" if rejected else "log in first")
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        placed: bool | None = None
         try:
-            if "generationId" in query:
-                await self._watch_one(query["generationId"][-1], query.get("afterSeq", [None])[-1])
+            # The place is taken before accepting: of sockets opened one after the other,
+            # the one over the cap is the newest.
+            placed = await self._take_place()
+            await self.accept()
+            if placed:
+                await self._subscribe()
             else:
-                await self._watch_all()
-            await self._release_held()
+                await self._refuse_over_cap()
         except Exception:
             log.exception("cannot subscribe a progress socket")
+            if placed is None:
+                await self.accept()  # not accepted yet: accept, to close with a code
             await self.close(code=CLOSE_LAYER_DOWN)
+
+    async def _subscribe(self) -> None:
+        if settings.REQUIRE_AUTH and self.viewer is not None:
+            await self._join(access_group(self.viewer.pk))
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if "generationId" in query:
+            await self._watch_one(query["generationId"][-1], query.get("afterSeq", [None])[-1])
+        else:
+            await self._watch_all()
+        await self._unhold()
+
+    def _cap(self) -> tuple[str, int, str] | None:
+        client = self.scope.get("client") or [None]
+        return cap_for(self.viewer.pk if self.viewer else None, client[0])
+
+    async def _take_place(self) -> bool:
+        """A place under the user's (or the address's) socket cap, counted in Redis."""
+        cap = self._cap()
+        if cap is None:
+            local_sockets().track(self)
+            return True
+        key, limit, _ = cap
+        return (await local_sockets().admit(self, key, limit)).admitted
+
+    async def _refuse_over_cap(self) -> None:
+        _, limit, per = self._cap() or ("", 0, "")
+        await self.send_error(
+            f"too many open progress sockets: at most {limit} {per}; close one and retry"
+        )
+        await self.close(code=CLOSE_TOO_MANY)
 
     async def _watch_one(self, raw_id: str, raw_after: str | None) -> None:
         generation_id, after = _uuid(raw_id), _seq(raw_after)
@@ -124,7 +174,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if not self._may_see(owner_id):
             await self.close(code=CLOSE_FORBIDDEN)  # nothing else: not even its state
             return
-        self.only = generation_id
+        self.only, self.only_owner = generation_id, owner_id
         await self._join(generation_group(generation_id))
         if after is not None:
             await self._catch_up(generation_id, after)
@@ -151,14 +201,23 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     async def _watch_all(self) -> None:
         await self._join(firehose_group())
-        for snapshot in await active_snapshots(None if self.sees_all else self.viewer):
+        for snapshot in await active_snapshots(None if self.access.sees_all else self.viewer):
             await self._send_snapshot(snapshot)
 
     async def _join(self, group: str) -> None:
         await fanout().join(group, self)
         self.groups_joined.append(group)
 
-    async def _release_held(self) -> None:
+    def _hold(self) -> None:
+        """Live messages wait (a snapshot, a replay or an access check is under way)."""
+        self.hold_depth += 1
+        if self.held is None:
+            self.held = []
+
+    async def _unhold(self) -> None:
+        self.hold_depth -= 1
+        if self.hold_depth > 0:
+            return
         held, self.held = self.held or [], None
         for event in held:
             await self.forward(event)
@@ -168,9 +227,15 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=m.dumps(snapshot))
 
     async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined:
+        for task in getattr(self, "tasks", ()):
+            task.cancel()
+        await self._leave_all()
+        await local_sockets().release(self)
+
+    async def _leave_all(self) -> None:
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        for group in groups:
             await fanout().leave(group, self)
-        self.groups_joined = []
 
     # ------------------------------------------------------------------ client frames
 
@@ -210,14 +275,16 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self.send_error("resume needs an afterSeq that is an integer >= 0")
         elif self.only is not None and generation_id != self.only:
             await self.send_error("this socket follows another generation")
+        elif not await self.apply_access(await database_sync_to_async(check_access)(self.identity)):
+            return  # access ended: closed with 4401
         elif not await self._visible(generation_id):
             await self.send_error(f"no generation {generation_id}")
         else:
-            self.held = []  # live messages wait until the replay is out
+            self._hold()  # live messages wait until the replay is out
             try:
                 await self._catch_up(generation_id, after)
             finally:
-                await self._release_held()
+                await self._unhold()
 
     async def _visible(self, generation_id: str) -> bool:
         found, owner_id = await database_sync_to_async(generation_owner)(generation_id)
@@ -230,6 +297,12 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """Called by the FanOut for every message of a group this socket joined."""
+        if event.get("type") == ACCESS_CHANGED:
+            # In a task: the check reads the database, and the FanOut must not wait for it.
+            task = asyncio.create_task(self._access_changed(event))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
         if self.held is not None:
             if len(self.held) < MAX_HELD:
                 self.held.append(event)
@@ -239,11 +312,48 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     async def layer_lost(self) -> None:
         await self.close(code=CLOSE_LAYER_DOWN)
 
+    # ------------------------------------------------------------------ access
+
+    async def _access_changed(self, event: dict[str, Any]) -> None:
+        """Live messages wait while the user's access is checked again, so none slips out
+        that the new access would not allow, and none is lost if it still does."""
+        tag = self.identity.session_tag if self.identity else None
+        if tag is not None and event.get("ended_session") == tag:
+            await self._revoke("you logged out")
+            return
+        self._hold()
+        try:
+            await self.apply_access(await database_sync_to_async(check_access)(self.identity))
+        finally:
+            await self._unhold()
+
+    async def apply_access(self, viewer: Viewer | None) -> bool:
+        """Take the access as checked now; close with 4401 when it no longer covers this
+        socket. A firehose of a demoted viewer is narrowed to their own generations."""
+        if self.revoked:
+            return False
+        if viewer is None:
+            await self._revoke("access ended (token revoked, logged out, or account disabled)")
+            return False
+        self.access = viewer
+        if self.only is not None and not viewer.may_see(self.only_owner):
+            await self._revoke("you may no longer see this generation")
+            return False
+        return True
+
+    async def _revoke(self, why: str) -> None:
+        if self.revoked:
+            return
+        self.revoked = True
+        await self._leave_all()  # nothing more is delivered to this socket
+        await self.send_error(why)
+        await self.close(code=CLOSE_UNAUTHORIZED)
+
     def _may_see(self, owner_id: int | None) -> bool:
-        return self.sees_all or (self.viewer is not None and owner_id == self.viewer.id)
+        return self.access.may_see(owner_id)
 
     async def forward(self, event: dict[str, Any]) -> None:
-        if not self._may_see(event.get("owner_id")):
+        if self.revoked or not self._may_see(event.get("owner_id")):
             return  # the firehose carries only the viewer's own generations
         generation_id, seq = event["generation_id"], event["seq"]
         if seq <= self.last_seq.get(generation_id, 0):

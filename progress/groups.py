@@ -15,3 +15,8 @@ def generation_group(generation_id: uuid.UUID | str) -> str:
 def firehose_group() -> str:
     """The group that hears every generation's messages."""
     return FIREHOSE
+
+
+def access_group(user_id: int) -> str:
+    """The group that hears "this user's access changed" (revocation, logout, demotion)."""
+    return f"lockngen.access.{int(user_id)}"
