@@ -132,3 +132,18 @@ def test_unstorable_body_is_a_400(post, tried: str, body: bytes, words: str) -> 
 def test_body_over_the_limit_is_a_413_before_it_is_parsed(post) -> None:
     response = post(b'{"prompt": "' + b"y" * (2 * 1024 * 1024 + 10) + b'"}')
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("GET", "/api/generations?status=%00", None),
+        ("GET", "/api/generations?cursor=a%00b", None),
+        ("GET", "/admin/lockngen/generation/?q=%00", None),
+        ("POST", "/accounts/login/", {"username": "a\x00", "password": "x"}),
+    ],
+)
+def test_nul_in_a_query_or_form_is_a_400(input_stack: Stack, method, path, data) -> None:
+    response = requests.request(method, input_stack.web_url + path, data=data, timeout=10)
+    assert response.status_code == 400, response.text[:300]
+    assert "NUL" in response.text
