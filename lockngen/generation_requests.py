@@ -28,6 +28,15 @@ TXT2IMG_FIELDS = {
 }
 
 
+# Inputs of our text-to-image graph that come straight from a request field.
+TXT2IMG_INPUT_FIELDS = {
+    "width": "width",
+    "height": "height",
+    "steps": "steps",
+    "ckpt_name": "checkpoint",
+}
+
+
 class RequestError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -89,8 +98,7 @@ def _enforce(workflow: dict[str, Any], *, txt2img: bool) -> None:
     refusal = workflow_policy.check(workflow, policy())
     if refusal is None:
         return
-    # Our graph's width, height and steps are the request's fields of the same names.
-    field = refusal.input if txt2img and refusal.input in TXT2IMG_FIELDS else "workflow"
+    field = TXT2IMG_INPUT_FIELDS.get(refusal.input, "workflow") if txt2img else "workflow"
     raise PolicyError(refusal, field)
 
 
