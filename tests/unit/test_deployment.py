@@ -152,9 +152,14 @@ def test_nginx_passes_websockets_with_long_timeouts() -> None:
 
 
 def test_nginx_overwrites_the_client_address_daphne_trusts() -> None:
-    headers = {a[0]: a[1] for n, a, c in SERVER if n == "proxy_set_header"}
-    # daphne takes the first X-Forwarded-For entry: appending would keep the client's own.
-    assert headers["X-Forwarded-For"] == "$remote_addr"
+    for path in ("/", "/api/ws/"):
+        # nginx inherits no proxy_set_header into a location that sets one: check each.
+        headers = {
+            a[0]: a[1] for n, a, c in block(SERVER, "location", path) if n == "proxy_set_header"
+        }
+        # daphne takes the first X-Forwarded-For entry: appending would keep the client's own.
+        assert headers["X-Forwarded-For"] == "$remote_addr", path
+        assert headers["Host"] == "$host", path
     assert directive(block(HTTP, "upstream", "lockngen_web"), "server") == ["web:8000"]
 
 
