@@ -10,4 +10,7 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinpu
 RUN useradd --system --uid 1000 lockngen && mkdir -p /data/media && chown -R lockngen /data
 USER lockngen
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "lockngen.asgi:application"]
+# Behind the proxy (deploy/nginx), never on its own: --proxy-headers trusts X-Forwarded-For.
+# Without DJANGO_SECRET_KEY it refuses to start (DJANGO_DEBUG is off unless set).
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", \
+     "--ping-interval", "30", "--ping-timeout", "30", "lockngen.asgi:application"]

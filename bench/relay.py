@@ -228,9 +228,11 @@ def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
         DJANGO_MEDIA_ROOT=str(log_dir / "media"),
         COMFYUI_CLIENT_ID=f"lockngen-bench-{run}",
         DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=f"lockngen-bench-{run}-{uuid.uuid4().hex}",
         LOCKNGEN_REQUIRE_AUTH="false",  # a single-user install: no tokens in the way
     )
     keep = ("REDIS_URL", "DATABASE_URL", "LOCKNGEN_REDIS_PREFIX", "DJANGO_SETTINGS_MODULE")
+    keep += ("DJANGO_DEBUG", "DJANGO_SECRET_KEY")
     os.environ.update({k: env[k] for k in keep})
     Proc("migrate", python("manage.py", "migrate", "-v0"), log_dir, env).start().popen.wait()
     sim_port, web_port = free_port(), free_port()

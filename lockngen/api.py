@@ -17,9 +17,10 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
-from lockngen import generation_requests
+from lockngen import generation_requests, json_body
 from lockngen.auth import api_view, visible
 from lockngen.backends import choose_backend, client_for
+from lockngen.install import comfyui_client_id
 from lockngen.models import ACTIVE_STATUSES, Generation, Status
 from lockngen.ratelimit import retry_after
 from progress import outputs, store
@@ -29,7 +30,8 @@ from progress.snapshots import freshest, row_data
 
 log = logging.getLogger("lockngen.api")
 
-MAX_BODY_BYTES = 2 * 1024 * 1024
+# Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE itself; ours answers 413 first.
+MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 STATUS_FILTERS = {s.value: (s.value,) for s in Status} | {"active": ACTIVE_STATUSES}
 
@@ -83,18 +85,25 @@ def generations(request: HttpRequest) -> HttpResponse:
     return _list(request)
 
 
+def _body_too_large(request: HttpRequest) -> bool:
+    """Judged on Content-Length first: reading a huge body to measure it is the harm."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    return declared > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES
+
+
 def _create(request: HttpRequest) -> HttpResponse:
     user = request.api_user  # type: ignore[attr-defined]
-    if len(request.body) > MAX_BODY_BYTES:
+    if _body_too_large(request):
         return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        asked = generation_requests.parse(json.loads(request.body or b"null"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return error(400, "body is not valid JSON (UTF-8)", field=None)
-    except RecursionError:
-        return error(400, "body is nested too deeply", field=None)
+        asked = generation_requests.parse(json_body.loads(request.body or b"null"))
+    except json_body.BodyError as exc:
+        return error(400, str(exc), field=None)
     except generation_requests.RequestError as exc:
-        return error(400, str(exc), field=exc.field)
+        return error(400, str(exc), **exc.details())
     wait = retry_after(f"user-{user.id}" if user else f"ip-{request.META.get('REMOTE_ADDR')}")
     if wait is not None:
         response = error(429, f"too many generations; try again in {wait} s")
@@ -121,7 +130,7 @@ def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResp
         client_for(backend).submit(
             asked.workflow,
             row.prompt_id,
-            settings.COMFYUI_CLIENT_ID,
+            comfyui_client_id(),
             settings.COMFYUI_PREVIEW_METHOD,
         )
     except ComfyRejected as exc:

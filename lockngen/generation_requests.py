@@ -11,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 
+from lockngen import workflow_policy
+
 MAX_NODES = 2000
 MAX_PROMPT_CHARS = 4000
 SEED_MAX = 2**53 - 1  # exact in JavaScript, and within ComfyUI's 64-bit seed
@@ -26,10 +28,44 @@ TXT2IMG_FIELDS = {
 }
 
 
+# Inputs of our text-to-image graph that come straight from a request field.
+TXT2IMG_INPUT_FIELDS = {
+    "width": "width",
+    "height": "height",
+    "steps": "steps",
+    "ckpt_name": "checkpoint",
+}
+
+
 class RequestError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+    def details(self) -> dict[str, Any]:
+        """What the 400 body says besides the message."""
+        return {"field": self.field}
+
+
+class PolicyError(RequestError):
+    """The workflow asks for something the policy refuses: names the node and its input."""
+
+    def __init__(self, refusal: workflow_policy.Refusal, field: str = "workflow") -> None:
+        super().__init__(refusal.message, field)
+        self.node, self.input = refusal.node, refusal.input
+
+    def details(self) -> dict[str, Any]:
+        return {"field": self.field, "node": self.node, "input": self.input}
+
+
+def policy() -> workflow_policy.Policy:
+    conf = settings.LOCKNGEN
+    return workflow_policy.Policy(
+        max_pixels=conf["MAX_PIXELS"],
+        max_batch=conf["MAX_BATCH"],
+        max_steps=conf["MAX_STEPS"],
+        allowed_classes=conf["ALLOWED_NODE_CLASSES"],
+    )
 
 
 @dataclass(frozen=True)
@@ -45,12 +81,25 @@ def parse(body: Any) -> GenerationRequest:
         extra = sorted(set(body) - {"workflow"})
         if extra:
             raise RequestError(f'unknown field {extra[0]!r} next to "workflow"', extra[0])
-        return GenerationRequest(workflow=_workflow(body["workflow"]), params={})
+        workflow = _workflow(body["workflow"])
+        _enforce(workflow, txt2img=False)
+        return GenerationRequest(workflow=workflow, params={})
     unknown = sorted(set(body) - TXT2IMG_FIELDS)
     if unknown:
         raise RequestError(f"unknown field {unknown[0]!r}", unknown[0])
     params = _txt2img_params(body)
-    return GenerationRequest(workflow=txt2img_workflow(params), params=params)
+    workflow = txt2img_workflow(params)
+    _enforce(workflow, txt2img=True)
+    return GenerationRequest(workflow=workflow, params=params)
+
+
+def _enforce(workflow: dict[str, Any], *, txt2img: bool) -> None:
+    """The policy holds for our own graph too (an operator may set tighter caps)."""
+    refusal = workflow_policy.check(workflow, policy())
+    if refusal is None:
+        return
+    field = TXT2IMG_INPUT_FIELDS.get(refusal.input, "workflow") if txt2img else "workflow"
+    raise PolicyError(refusal, field)
 
 
 def _workflow(workflow: Any) -> dict[str, Any]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import redis
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 
 from progress.store import sync_redis
+
+log = logging.getLogger("lockngen.health")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -15,11 +19,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as exc:
-        problems.append(f"database: {exc}")
+        # Anyone may ask: the error (host names, addresses) goes to the log, not to them.
+        log.warning("healthz: database: %s", exc)
+        problems.append("database")
     try:
         sync_redis().ping()
     except redis.RedisError as exc:
-        problems.append(f"redis: {exc}")
+        log.warning("healthz: redis: %s", exc)
+        problems.append("redis")
     if problems:
         return JsonResponse({"status": "unhealthy", "problems": problems}, status=503)
     return JsonResponse({"status": "ok"})

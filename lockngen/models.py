@@ -107,3 +107,13 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+class InstallSetting(models.Model):
+    """A value chosen once per install and shared by every process (e.g. the ComfyUI clientId)."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    value = models.CharField(max_length=255)
+
+    def __str__(self) -> str:
+        return self.name

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,9 +29,25 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-# A laptop default only; any deployment sets DJANGO_SECRET_KEY.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-only-insecure-lockngen-key-change-me"
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# Off unless asked for: a debug page shows settings to anyone who can make a request fail.
+# ``./scripts/run.sh`` turns it on for its loopback laptop demo.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+DEV_SECRET_KEY = "dev-only-insecure-lockngen-key-change-me"
+# Placeholders that must never sign a real session (the second is .env.example's).
+PLACEHOLDER_SECRET_KEYS = frozenset({DEV_SECRET_KEY, "change-me-to-a-long-random-string"})
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or DEV_SECRET_KEY
+if not DEBUG and SECRET_KEY in PLACEHOLDER_SECRET_KEYS:
+    # Anyone knowing the key forges sessions: refuse to start rather than serve with it.
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set (or is the example placeholder) and DJANGO_DEBUG is off: "
+        "set DJANGO_SECRET_KEY to a long random value, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        "(DJANGO_DEBUG=true is for a laptop on loopback only)"
+    )
 # Behind a TLS proxy: https://gen.example.com (comma-separated).
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
@@ -57,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "lockngen.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -139,12 +157,10 @@ COMFYUI_URL = (
     os.environ.get("COMFYUI_URL") or (COMFYUI_URLS[0] if COMFYUI_URLS else "http://127.0.0.1:8188")
 ).rstrip("/")
 COMFYUI_URLS = COMFYUI_URLS or [COMFYUI_URL]
-# Every prompt carries the monitor's clientId: ComfyUI routes a prompt's events to it alone.
-# A socket with the same clientId replaces the other, so each install gets its own by default.
-COMFYUI_CLIENT_ID = (
-    os.environ.get("COMFYUI_CLIENT_ID")
-    or "lockngen-" + hashlib.sha256(SECRET_KEY.encode()).hexdigest()[:16]
-)
+# Every prompt carries the monitor's clientId: ComfyUI routes a prompt's events to it alone,
+# and a socket with the same clientId takes them over. Empty: a random one made once per
+# install and kept in the database (read it through lockngen.install.comfyui_client_id).
+COMFYUI_CLIENT_ID = os.environ.get("COMFYUI_CLIENT_ID", "").strip()
 # Asks newer ComfyUI servers (started with --preview-method none, their default) for sampler
 # previews per prompt; older ones ignore it. Empty: leave it to the server.
 COMFYUI_PREVIEW_METHOD = os.environ.get("COMFYUI_PREVIEW_METHOD", "auto")
@@ -195,7 +211,16 @@ LOCKNGEN = {
     "LOGIN_MAX_FAILURES": env_int("LOCKNGEN_LOGIN_MAX_FAILURES", 10),
     "LOGIN_WINDOW_SECONDS": env_int("LOCKNGEN_LOGIN_WINDOW_SECONDS", 900),
     "LOGIN_LOCKOUT_SECONDS": env_int("LOCKNGEN_LOGIN_LOCKOUT_SECONDS", 900),
+    # Caps on every workflow, raw graphs included (lockngen/workflow_policy.py).
+    "MAX_PIXELS": env_int("LOCKNGEN_MAX_PIXELS", 4096 * 4096),
+    "MAX_BATCH": env_int("LOCKNGEN_MAX_BATCH", 16),
+    "MAX_STEPS": env_int("LOCKNGEN_MAX_STEPS", 150),
+    # Node classes a workflow may use (comma-separated); empty = every class ComfyUI has.
+    "ALLOWED_NODE_CLASSES": frozenset(env_list("LOCKNGEN_ALLOWED_NODE_CLASSES")),
 }
+# The largest API body (413 above it); the proxy in front allows a little more, so that
+# this answer, not the proxy's, is what clients see.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # The lockout check comes first: while locked, not even the right password is tried.
 AUTHENTICATION_BACKENDS = [

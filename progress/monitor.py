@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from lockngen.install import comfyui_client_id
 from progress import messages as m
 from progress import rows
 from progress.comfy import protocol as p
@@ -58,7 +59,7 @@ def build_monitor(url: str, client_id: str | None = None) -> Monitor:
     rate = conf["PREVIEW_MAX_PER_SECOND"]
     return Monitor(
         comfy_url=url.rstrip("/"),
-        client_id=client_id or settings.COMFYUI_CLIENT_ID,
+        client_id=client_id or comfyui_client_id(),
         publisher=Publisher(
             get_channel_layer(),
             async_redis(),

@@ -19,6 +19,9 @@ else:
     )
 os.environ.setdefault("DJANGO_MEDIA_ROOT", f"{tempfile.gettempdir()}/lockngen-test-{_run}-media")
 os.environ.setdefault("LOCKNGEN_PROGRESS_WRITE_INTERVAL", "0.2")
+# DEBUG stays off (the production default), so the app wants a real key; the child
+# processes inherit this one.
+os.environ.setdefault("DJANGO_SECRET_KEY", f"lockngen-test-{_run}-{uuid.uuid4().hex}")
 
 from lockngen.settings import *  # noqa: E402, F403
 from lockngen.settings import DATABASES  # noqa: E402

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
+from django.conf import settings as django_settings
+
+from lockngen import api as lockngen_api
+from tests.procs import daphne_args
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -46,3 +54,135 @@ def test_every_variable_is_documented_in_env_example() -> None:
     used |= set(re.findall(r'(?:environ\.get|env_\w+)\(\s*"([A-Z_]+)"', settings))
     missing = used - ENV_EXAMPLE
     assert not missing, f"not in .env.example: {sorted(missing)}"
+
+
+# --------------------------------------------------------------------------- the proxy
+
+NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_nginx(text: str) -> list[tuple[str, list[str], list | None]]:
+    """nginx's syntax, enough to check ours: (directive, args, children or None)."""
+    tokens = re.findall(r'"(?:[^"\\]|\\.)*"|[{};]|[^\s{};"]+', re.sub(r"#[^\n]*", "", text))
+    stack: list[list] = [[]]
+    args: list[str] = []
+    for token in tokens:
+        if token == ";":
+            stack[-1].append((args[0], args[1:], None))
+            args = []
+        elif token == "{":
+            block: list = []
+            stack[-1].append((args[0], args[1:], block))
+            stack.append(block)
+            args = []
+        elif token == "}":
+            assert not args, f"unterminated directive {args}"
+            stack.pop()
+        else:
+            args.append(token.strip('"'))
+    assert len(stack) == 1 and not args, "unbalanced braces"
+    return stack[0]
+
+
+def block(tree: list, name: str, *args: str) -> list:
+    found = [c for n, a, c in tree if n == name and c is not None and list(a) == list(args)]
+    assert found, f"no {name} {' '.join(args)} block"
+    return found[0]
+
+
+def directive(tree: list, name: str) -> list[str]:
+    found = [a for n, a, c in tree if n == name and c is None]
+    assert found, f"no {name} directive"
+    return found[0]
+
+
+def amount(value: str, units: dict[str, int]) -> int:
+    number, unit = re.fullmatch(r"(\d+)([a-z]?)", value.lower()).groups()
+    return int(number) * units[unit]
+
+
+NGINX = parse_nginx(NGINX_CONF.read_text())
+HTTP = block(NGINX, "http")
+SERVER = block(HTTP, "server")
+
+
+def test_nginx_accepts_the_config(tmp_path) -> None:
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        pytest.skip("nginx is not installed (the structural checks still run)")
+    # Compose's service name resolves only inside compose: any address does for -t.
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(NGINX_CONF.read_text().replace("server web:8000;", "server 127.0.0.1:8000;"))
+    result = subprocess.run([nginx, "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_nginx_times_out_slow_clients() -> None:
+    for name, most in (("client_header_timeout", 30), ("client_body_timeout", 60)):
+        assert amount(directive(HTTP, name)[0], TIME_UNITS) <= most, name
+    assert directive(HTTP, "reset_timedout_connection") == ["on"]
+
+
+def test_nginx_body_limit_is_a_little_above_ours() -> None:
+    ours = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    theirs = amount(directive(HTTP, "client_max_body_size")[0], SIZE_UNITS)
+    assert ours < theirs <= 2 * ours, (ours, theirs)
+    assert lockngen_api.MAX_BODY_BYTES == ours
+
+
+def test_nginx_caps_connections_per_client() -> None:
+    zone = directive(HTTP, "limit_conn_zone")
+    assert zone[0] == "$binary_remote_addr"
+    name = zone[1].split("=")[1].split(":")[0]
+    limit = directive(HTTP, "limit_conn")
+    assert limit[0] == name and 1 <= int(limit[1]) <= 256
+
+
+def test_nginx_passes_websockets_with_long_timeouts() -> None:
+    ws = block(SERVER, "location", "/api/ws/")
+    headers = {a[0]: a[1] for n, a, c in ws if n == "proxy_set_header"}
+    assert headers["Upgrade"] == "$http_upgrade"
+    assert headers["Connection"] == "$connection_upgrade"
+    assert block(HTTP, "map", "$http_upgrade", "$connection_upgrade")
+    assert amount(directive(ws, "proxy_read_timeout")[0], TIME_UNITS) >= 600
+    assert directive(ws, "proxy_pass") == ["http://lockngen_web"]
+    assert directive(block(SERVER, "location", "/"), "proxy_pass") == ["http://lockngen_web"]
+
+
+def test_nginx_overwrites_the_client_address_daphne_trusts() -> None:
+    for path in ("/", "/api/ws/"):
+        # nginx inherits no proxy_set_header into a location that sets one: check each.
+        headers = {
+            a[0]: a[1] for n, a, c in block(SERVER, "location", path) if n == "proxy_set_header"
+        }
+        # daphne takes the first X-Forwarded-For entry: appending would keep the client's own.
+        assert headers["X-Forwarded-For"] == "$remote_addr", path
+        assert headers["Host"] == "$host", path
+    assert directive(block(HTTP, "upstream", "lockngen_web"), "server") == ["web:8000"]
+
+
+def test_only_the_proxy_is_published_and_web_trusts_it_alone() -> None:
+    services = COMPOSE["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy"}
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert "--proxy-headers" in services["web"]["command"]
+    # "front" joins the proxy and web only, and leads nowhere else.
+    members = {name for name, s in services.items() if "front" in s.get("networks", [])}
+    assert members == {"proxy", "web"}
+    assert COMPOSE["networks"]["front"]["internal"] is True
+
+
+def test_the_image_runs_daphne_like_the_tests_and_run_stack() -> None:
+    cmd = re.search(r"^CMD (\[.*?\])$", (ROOT / "Dockerfile").read_text(), re.S | re.M)
+    args = json.loads(cmd.group(1).replace("\\\n", ""))
+    tests_flags = daphne_args(8000)[daphne_args(8000).index("--ping-interval") :]
+    assert args[: args.index("--ping-interval")][-1] == "--proxy-headers"
+    assert args[args.index("--ping-interval") :] == tests_flags
+    web = COMPOSE["services"]["web"]["command"].split()
+    assert web[web.index("--ping-interval") :] == tests_flags

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lockngen.generation_requests import RequestError, parse
+from lockngen.generation_requests import PolicyError, RequestError, parse
 
 GOOD = {"prompt": "a lighthouse at dawn", "width": 512, "height": 768, "steps": 20, "seed": 42}
 
@@ -64,3 +64,26 @@ def test_txt2img_fills_the_template() -> None:
 def test_seed_is_random_when_not_given() -> None:
     seeds = {parse({"prompt": "x"}).params["seed"] for _ in range(5)}
     assert len(seeds) > 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "node", "input_name"),
+    [
+        ({"checkpoint": "../../x.safetensors"}, "checkpoint", "4", "ckpt_name"),
+        ({"checkpoint": "/abs/x.safetensors"}, "checkpoint", "4", "ckpt_name"),
+    ],
+)
+def test_the_policy_holds_for_text_to_image_too(change, field, node, input_name) -> None:
+    with pytest.raises(PolicyError) as raised:
+        parse({**GOOD, **change})
+    assert (raised.value.field, raised.value.node, raised.value.input) == (field, node, input_name)
+
+
+def test_tighter_caps_apply_to_text_to_image(settings) -> None:
+    settings.LOCKNGEN = {**settings.LOCKNGEN, "MAX_STEPS": 10, "MAX_PIXELS": 256 * 256}
+    with pytest.raises(PolicyError) as raised:
+        parse({**GOOD, "width": 256, "height": 256, "steps": 11})
+    assert raised.value.field == "steps" and raised.value.node == "3"
+    with pytest.raises(PolicyError) as raised:
+        parse({**GOOD, "width": 512, "height": 256, "steps": 10})
+    assert raised.value.field == "width"

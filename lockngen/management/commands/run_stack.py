@@ -193,6 +193,12 @@ class Command(BaseCommand):
             )
             if checkpoint:
                 self.stdout.write(f"Text-to-image requests use its checkpoint {checkpoint}\n")
+        if settings.DEBUG:
+            self.stdout.write(
+                "DJANGO_DEBUG is on (scripts/run.sh turns it on for this laptop demo on "
+                "127.0.0.1): never expose it; a server runs with DJANGO_DEBUG=false and its "
+                "own DJANGO_SECRET_KEY.\n"
+            )
         self.stdout.write("Ctrl-C stops everything.\n")
         self.stdout.flush()
 
