@@ -90,6 +90,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
         self.hold_depth, self.revoked, self.only_owner = 1, False, None
         self.sent_run: dict[str, tuple[int, int]] = {}
+        self.gap_filled: dict[str, int] = {}  # generation -> seq whose gap was filled
         self.tasks: set[asyncio.Task[None]] = set()
         self.frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST)
         if not self.scope.get("origin_ok", True):
@@ -196,8 +197,8 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             if caught.recovered and sent is not None and sent[0] <= seq <= sent[1]:
                 continue
             await self.send(text_data=text)
-        if caught.frames:
-            self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
+        # Nothing to send still tells where the client is: a later gap is then noticed.
+        self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
 
     async def _watch_all(self) -> None:
         await self._join(firehose_group())
@@ -356,10 +357,27 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if self.revoked or not self._may_see(event.get("owner_id")):
             return  # the firehose carries only the viewer's own generations
         generation_id, seq = event["generation_id"], event["seq"]
-        if seq <= self.last_seq.get(generation_id, 0):
+        last = self.last_seq.get(generation_id, 0)
+        if seq <= last:
             return  # covered by the snapshot (or a duplicate)
+        if last and seq > last + 1 and self.gap_filled.get(generation_id) != seq:
+            await self._fill_gap(generation_id, last, event)
+            return
         self._mark_sent(generation_id, seq, seq)
         await self.send(text_data=event["text"])
+
+    async def _fill_gap(self, generation_id: str, last: int, event: dict[str, Any]) -> None:
+        """A message of this generation never reached this process (pub/sub does not keep
+        what it could not deliver, e.g. while Redis restarted): the log fills the gap, or a
+        ``"recovered": false`` snapshot says so. Never a silent skip of a seq."""
+        self.gap_filled[generation_id] = event["seq"]  # tried once: no loop if it cannot
+        self._hold()
+        assert self.held is not None
+        self.held.insert(0, event)  # after the catch-up, or dropped if it covered this one
+        try:
+            await self._catch_up(generation_id, last)
+        finally:
+            await self._unhold()
 
     def _mark_sent(self, generation_id: str, first: int, last: int) -> None:
         """Remember what went out: live messages form one gapless run per generation."""
@@ -370,3 +388,4 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             oldest = next(iter(self.last_seq))
             self.last_seq.pop(oldest)
             self.sent_run.pop(oldest, None)
+            self.gap_filled.pop(oldest, None)

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from lockngen.asgi import application
 from lockngen.models import Generation
-from progress.groups import generation_group
+from progress import store
+from progress.groups import firehose_group, generation_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,4 +197,85 @@ async def test_bad_resume_requests_get_an_error(frame, expected) -> None:
     await communicator.send_to(text_data=frame)
     answer = await communicator.receive_json_from()
     assert answer["type"] == "error" and expected in answer["error"]
+    await communicator.disconnect()
+
+
+def logged(generation_id: str, seqs: list[int]) -> list[dict]:
+    """Messages as the monitor records them in Redis (latest state and resume log)."""
+    redis = store.sync_redis()
+    messages = []
+    for seq in seqs:
+        data = {"status": "running", "progress": seq, "step": seq, "images": []}
+        message = {
+            "type": "generation.progress",
+            "generationId": generation_id,
+            "seq": seq,
+            "timestamp": "2026-12-01T00:00:00.000Z",
+            "data": data,
+        }
+        redis.rpush(store.log_key(generation_id), json.dumps(message))
+        redis.set(store.state_key(generation_id), json.dumps(message))
+        messages.append(message)
+    return messages
+
+
+async def live(generation_id: str, message: dict) -> None:
+    event = {
+        "type": message["type"],
+        "generation_id": generation_id,
+        "seq": message["seq"],
+        "text": json.dumps(message),
+    }
+    await get_channel_layer().group_send(generation_group(generation_id), event)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("socket", ["filtered", "firehose"])
+async def test_a_message_the_layer_lost_is_replayed_from_the_log(socket: str) -> None:
+    row = await database_sync_to_async(make_generation)(status="running", seq=7)
+    gid = str(row.id)
+    path = f"/api/ws/progress?generationId={gid}" if socket == "filtered" else "/api/ws/progress"
+    communicator = await connect(path)
+    assert (await communicator.receive_json_from())["seq"] == 7
+    _, nine = await database_sync_to_async(logged)(gid, [8, 9])
+    if socket == "firehose":
+        event = {"type": nine["type"], "generation_id": gid, "seq": 9, "text": json.dumps(nine)}
+        await get_channel_layer().group_send(firehose_group(), event)
+    else:
+        await live(gid, nine)  # 8 never reached this process
+    got = [await communicator.receive_json_from() for _ in range(2)]
+    assert [m["seq"] for m in got] == [8, 9]
+    assert await communicator.receive_nothing()
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_a_message_lost_everywhere_is_announced_not_skipped() -> None:
+    """Redis restarted: 8 died with its log, 9 is the first of the new one."""
+    row = await database_sync_to_async(make_generation)(status="running", seq=7)
+    gid = str(row.id)
+    communicator = await connect(f"/api/ws/progress?generationId={gid}")
+    assert (await communicator.receive_json_from())["seq"] == 7
+    (nine,) = await database_sync_to_async(logged)(gid, [9])
+    await live(gid, nine)
+    snapshot = await communicator.receive_json_from()
+    assert snapshot["type"] == "generation.snapshot" and snapshot["recovered"] is False
+    assert snapshot["seq"] == 9
+    assert await communicator.receive_nothing()  # 9 itself is covered by the snapshot
+    (ten,) = await database_sync_to_async(logged)(gid, [10])
+    await live(gid, ten)
+    assert (await communicator.receive_json_from())["seq"] == 10
+    await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_a_resume_with_nothing_to_replay_still_notices_a_later_gap() -> None:
+    row = await database_sync_to_async(make_generation)(status="running", seq=7)
+    gid = str(row.id)
+    communicator = await connect(f"/api/ws/progress?generationId={gid}&afterSeq=7")
+    assert await communicator.receive_nothing()  # up to date: nothing to send
+    (nine,) = await database_sync_to_async(logged)(gid, [9])
+    await live(gid, nine)
+    snapshot = await communicator.receive_json_from()
+    assert snapshot["recovered"] is False and snapshot["seq"] == 9
     await communicator.disconnect()
