@@ -8,8 +8,8 @@ if ! ensure_redis; then
     echo "Redis is needed by the tests and could not be started (apt-get install redis-server)" >&2
     exit 1
 fi
-if [ -x scripts/ensure_chromium.sh ]; then
-    scripts/ensure_chromium.sh
+if [ -x scripts/ensure_test_tools.sh ]; then
+    scripts/ensure_test_tools.sh
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

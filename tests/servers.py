@@ -43,12 +43,13 @@ def use_variant(stack: Any, variant: str) -> None:
     has connected to it and learned what it is."""
     if sim_variant(stack) == variant and stack.sim.popen and stack.sim.popen.poll() is None:
         return
+    learned = f"version {VARIANTS[variant]}, jobs API"
+    # Counted before the switch: the monitor may reconnect before the new server is up.
+    seen = stack.monitor.log_path.read_text(errors="replace").count(learned)
     stack.sim.stop()
     port = port_of(stack.sim_url)
     _wait_port_closed(port)
     stack.sim, _ = start_simulator(stack.log_dir, stack.env, stack.sim.name, variant, port)
-    learned = f"version {VARIANTS[variant]}, jobs API"
-    seen = stack.monitor.log_path.read_text(errors="replace").count(learned)
     deadline = time.monotonic() + 30
     while stack.monitor.log_path.read_text(errors="replace").count(learned) <= seen:
         assert time.monotonic() < deadline, stack.monitor.tail()

@@ -142,7 +142,7 @@ def playwright_driver() -> Iterator[Playwright]:
     on that loop), for the browser tests only."""
     if not CHROMIUM.exists():
         result = subprocess.run(
-            [str(ROOT / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True
+            [str(ROOT / "scripts" / "ensure_test_tools.sh")], capture_output=True, text=True
         )
         if result.returncode != 0 or not CHROMIUM.exists():
             pytest.fail(f"no Chromium at {CHROMIUM}: {result.stderr[-2000:]}")

@@ -19,7 +19,11 @@ from tests.servers import restart_simulator, use_variant
 
 @pytest.fixture(scope="package")
 def fault_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
-    s = build_stack(tmp_path_factory.mktemp("faults"), LOCKNGEN_REQUIRE_AUTH="false")
+    # The slow-client fault needs a generation longer than the default workflow policy's
+    # 150 steps allow (it measures many messages, not a long sampler).
+    s = build_stack(
+        tmp_path_factory.mktemp("faults"), LOCKNGEN_REQUIRE_AUTH="false", LOCKNGEN_MAX_STEPS="1000"
+    )
     try:
         yield s
     finally:
