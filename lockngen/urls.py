@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from lockngen import api
+from lockngen import api, tokens_api
 from lockngen.health import healthz
 
 urlpatterns = [
@@ -16,5 +16,7 @@ urlpatterns = [
         api.image,
         name="generation-image",
     ),
+    path("api/tokens", tokens_api.tokens, name="tokens"),
+    path("api/tokens/<int:token_id>", tokens_api.token, name="token"),
     path("", include("lockngen.ui_urls")),
 ]

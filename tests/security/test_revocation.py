@@ -192,3 +192,25 @@ def _quietly(alice_id: int, root_id: int) -> None:
 
     ApiToken.objects.filter(user_id=alice_id).update(revoked_at=timezone.now())
     get_user_model().objects.filter(pk=root_id).update(is_staff=False)
+
+
+async def test_a_token_revoked_through_the_api_closes_its_sockets_on_every_process(
+    pair, people
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    issued = api(pair.a, alice.token, "POST", "/api/tokens", json={"name": "ci"})
+    assert issued.status_code == 201, issued.text
+    fresh = issued.json()
+    assert fresh["token"].startswith("lng_") and fresh["prefix"] == fresh["token"][:12]
+    listed = api(pair.a, alice.token, "GET", "/api/tokens").json()["results"]
+    assert fresh["id"] in [t["id"] for t in listed] and all("token" not in t for t in listed)
+    # Bob can neither see nor revoke Alice's token.
+    assert api(pair.a, bob.token, "DELETE", f"/api/tokens/{fresh['id']}").status_code == 404
+    async with token_watcher(pair.b, fresh["token"]) as fire_b:
+        assert await answers_ping(fire_b)
+        gone = api(pair.a, alice.token, "DELETE", f"/api/tokens/{fresh['id']}")
+        assert gone.status_code == 204
+        assert await closed_by(fire_b, time.monotonic() + WITHIN) == 4401
+    refused = api(pair.a, fresh["token"], "GET", "/api/generations")
+    assert refused.status_code == 401
+    assert api(pair.a, alice.token, "GET", "/api/tokens").status_code == 200  # the other lives
