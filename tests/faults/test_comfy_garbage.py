@@ -208,6 +208,25 @@ def valid_generation(prompt_id: str, jpeg: bytes) -> list[tuple[str, str | bytes
     return frames
 
 
+async def fake_generation(fake: FakeComfy) -> tuple[str, str]:
+    """A generation row on the fake ComfyUI, as the API would have made it: (prompt, id)."""
+    prompt_id = str(uuid.uuid4())
+    row = await asyncio.to_thread(
+        Generation.objects.create,
+        prompt_id=prompt_id,
+        comfyui_url=fake.url,
+        workflow=slow_noise(steps=5, seconds=0.1),
+    )
+    return prompt_id, str(row.id)
+
+
+def monitor_of(rig: Any, fake: FakeComfy, name: str) -> Proc:
+    """A monitor process of its own, watching the fake ComfyUI."""
+    env = dict(rig.env, COMFYUI_URL=fake.url, COMFYUI_CLIENT_ID=f"lockngen-{name}")
+    monitor = Proc(f"monitor-{name}", python("manage.py", "run_comfy_monitor"), rig.log_dir, env)
+    return monitor.start()
+
+
 @pytest_asyncio.fixture
 async def fake_comfy() -> AsyncIterator[FakeComfy]:
     fake = FakeComfy()
@@ -220,18 +239,9 @@ async def fake_comfy() -> AsyncIterator[FakeComfy]:
 
 async def test_monitor_survives_garbage_from_comfyui(rig, fake_comfy) -> None:
     fake = fake_comfy
-    prompt_id = str(uuid.uuid4())
-    row = await asyncio.to_thread(
-        Generation.objects.create,
-        prompt_id=prompt_id,
-        comfyui_url=fake.url,
-        workflow=slow_noise(steps=5, seconds=0.1),
-    )
-    gid = str(row.id)
+    prompt_id, gid = await fake_generation(fake)
     fake.pending = [prompt_id]
-    env = dict(rig.env, COMFYUI_URL=fake.url, COMFYUI_CLIENT_ID="lockngen-fake-comfy")
-    monitor = Proc("monitor-fake-comfy", python("manage.py", "run_comfy_monitor"), rig.log_dir, env)
-    monitor.start()
+    monitor = monitor_of(rig, fake, "fake-comfy")
     sent = 0
     try:
         async with Watcher(f"{rig.ws_url}/api/ws/progress?generationId={gid}") as watcher:
@@ -304,19 +314,10 @@ async def test_a_queue_in_an_unknown_shape_does_not_fail_a_running_generation(
 ) -> None:
     """ "I could not read the answer" is not "your generation failed"."""
     fake = fake_comfy
-    prompt_id = str(uuid.uuid4())
-    row = await asyncio.to_thread(
-        Generation.objects.create,
-        prompt_id=prompt_id,
-        comfyui_url=fake.url,
-        workflow=slow_noise(steps=5, seconds=0.1),
-    )
-    gid = str(row.id)
+    prompt_id, gid = await fake_generation(fake)
     fake.running = [prompt_id]
     fake.queue_body = json.dumps({"queue_running": [{"job": prompt_id}], "queue_pending": []})
-    env = dict(rig.env, COMFYUI_URL=fake.url, COMFYUI_CLIENT_ID="lockngen-fake-queue")
-    monitor = Proc("monitor-fake-queue", python("manage.py", "run_comfy_monitor"), rig.log_dir, env)
-    monitor.start()
+    monitor = monitor_of(rig, fake, "fake-queue")
     frames = valid_generation(prompt_id, image_bytes("JPEG"))
     try:
         async with Watcher(f"{rig.ws_url}/api/ws/progress?generationId={gid}") as watcher:

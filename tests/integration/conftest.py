@@ -23,6 +23,7 @@ class Stack:
     monitor: Proc
     env: dict[str, str]
     log_dir: Path
+    variant: str = "0.3.64"  # the server the simulator plays
 
     def start_monitor(self) -> Proc:
         self.monitor = Proc(
@@ -86,8 +87,16 @@ def build_stack(log_dir: Path, variant: str = "0.3.64", **extra_env: str) -> Sta
     env["COMFYUI_CLIENT_ID"] = f"lockngen-test-{os.getpid()}"
     web, port = start_daphne(log_dir, env)
     s = Stack(
-        sim_url, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", sim, web, None, env, log_dir
-    )  # type: ignore[arg-type]
+        sim_url,
+        f"http://127.0.0.1:{port}",
+        f"ws://127.0.0.1:{port}",
+        sim,
+        web,
+        None,  # type: ignore[arg-type]
+        env,
+        log_dir,
+        variant,
+    )
     s.start_monitor()
     return s
 
@@ -99,9 +108,12 @@ def stop_stack(s: Stack) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
-    """A single-user install (no accounts): the pipeline itself, without auth in the way."""
-    s = build_stack(tmp_path_factory.mktemp("stack"), LOCKNGEN_REQUIRE_AUTH="false")
+def stack(request, django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
+    """A single-user install (no accounts): the pipeline itself, without auth in the way.
+    Its ComfyUI is 0.3.64, or the variant an indirect parameter names."""
+    variant = getattr(request, "param", "0.3.64")
+    log_dir = tmp_path_factory.mktemp(f"stack-{variant}")
+    s = build_stack(log_dir, variant, LOCKNGEN_REQUIRE_AUTH="false")
     try:
         yield s
     finally:

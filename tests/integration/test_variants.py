@@ -1,13 +1,13 @@
 """The whole pipeline against every server the simulator plays: 0.3.64, the 0.12 fork, and
 upstream with the jobs API. Each variant gets a stack of its own (simulator, daphne,
-monitor), since what the monitor learns of a server it learns on connect."""
+monitor: ``stack`` with an indirect parameter), since what the monitor learns of a server it
+learns on connect."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,36 +15,20 @@ import requests
 
 from lockngen.models import Generation
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import VARIANTS, Stack, build_stack, stop_stack
+from tests.integration.conftest import VARIANTS, Stack
 from tests.procs import python
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [
+    pytest.mark.integration,
+    # Each test runs on every server; one stack per server, shared by the module's tests.
+    pytest.mark.parametrize("stack", list(VARIANTS), indirect=True, scope="module"),
+]
 
 JOBS_API = {"0.3.64": "no", "fork-0.12": "yes", "modern": "yes"}
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def server(request, django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
-    log_dir = tmp_path_factory.mktemp(f"variant-{request.param}")
-    s = build_stack(log_dir, request.param, LOCKNGEN_REQUIRE_AUTH="false")
-    s.variant = request.param  # type: ignore[attr-defined]
-    try:
-        yield s
-    finally:
-        stop_stack(s)
-
-
-@pytest.fixture
-def on(server: Stack, transactional_db, request) -> Iterator[Stack]:
-    requests.post(f"{server.sim_url}/sim/reset", timeout=5)
-    yield server
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(server.logs())
-
-
 def variant(stack: Stack) -> str:
-    return stack.variant  # type: ignore[attr-defined, no-any-return]
+    return stack.variant
 
 
 async def watch_one(stack: Stack, workflow: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -54,31 +38,31 @@ async def watch_one(stack: Stack, workflow: dict[str, Any]) -> tuple[str, list[d
 
 
 @pytest.mark.asyncio
-async def test_a_generation_completes_and_no_server_path_leaves_the_monitor(on: Stack) -> None:
-    gid, msgs = await watch_one(on, slow_noise(steps=6, seconds=0.05))
-    assert msgs[-1]["type"] == "generation.completed", on.monitor.tail()
-    body = requests.get(f"{on.web_url}/api/generations/{gid}", timeout=5).json()
+async def test_a_generation_completes_and_no_server_path_leaves_the_monitor(live: Stack) -> None:
+    gid, msgs = await watch_one(live, slow_noise(steps=6, seconds=0.05))
+    assert msgs[-1]["type"] == "generation.completed", live.monitor.tail()
+    body = requests.get(f"{live.web_url}/api/generations/{gid}", timeout=5).json()
     assert body["status"] == "completed" and len(body["images"]) == 1
-    image = requests.get(on.web_url + body["images"][0], timeout=5)
+    image = requests.get(live.web_url + body["images"][0], timeout=5)
     assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
     row = await Generation.objects.aget(id=gid)
-    server_dir = str(on.log_dir / "simulator-out")
+    server_dir = str(live.log_dir / "simulator-out")
     everything = json.dumps(
         [msgs, body, {f.name: str(getattr(row, f.attname)) for f in row._meta.fields}]
     )
-    info_lines = [line for line in on.monitor.tail(400).splitlines() if " INFO " in line]
+    info_lines = [line for line in live.monitor.tail(400).splitlines() if " INFO " in line]
     for text in (everything, "\n".join(info_lines)):
         assert "abs_path" not in text and server_dir not in text
 
 
-def test_the_monitor_says_what_it_talks_to(on: Stack) -> None:
-    expected = f"version {VARIANTS[variant(on)]}, jobs API {JOBS_API[variant(on)]}"
-    assert expected in on.monitor.tail(400)
+def test_the_monitor_says_what_it_talks_to(live: Stack) -> None:
+    expected = f"version {VARIANTS[variant(live)]}, jobs API {JOBS_API[variant(live)]}"
+    assert expected in live.monitor.tail(400)
     deadline = time.monotonic() + 10
     while True:  # the preview format is published once ComfyUI answered the hello
         health = subprocess.run(
-            python("manage.py", "monitor_health", "--url", on.sim_url),
-            env=on.env,
+            python("manage.py", "monitor_health", "--url", live.sim_url),
+            env=live.env,
             capture_output=True,
             text=True,
             timeout=30,
@@ -87,46 +71,48 @@ def test_the_monitor_says_what_it_talks_to(on: Stack) -> None:
             break
         time.sleep(0.2)
     assert health.returncode == 0, health.stderr
-    assert f"ComfyUI version {VARIANTS[variant(on)]}, jobs API {JOBS_API[variant(on)]}" in (
+    assert f"ComfyUI version {VARIANTS[variant(live)]}, jobs API {JOBS_API[variant(live)]}" in (
         health.stdout
     )
     assert "previews type 4 (with prompt id)" in health.stdout
 
 
-def test_an_unknown_node_is_our_400_naming_it(on: Stack) -> None:
+def test_an_unknown_node_is_our_400_naming_it(live: Stack) -> None:
     workflow = {"1": {"class_type": "NoSuchNode", "inputs": {}}}
-    answer = requests.post(f"{on.web_url}/api/generations", json={"workflow": workflow}, timeout=10)
+    answer = requests.post(
+        f"{live.web_url}/api/generations", json={"workflow": workflow}, timeout=10
+    )
     assert answer.status_code == 400
     body = answer.json()
     assert "NoSuchNode" in body["error"] and body["type"]
-    if variant(on) != "0.3.64":  # newer servers: missing_node_type, the node in extra_info
+    if variant(live) != "0.3.64":  # newer servers: missing_node_type, the node in extra_info
         assert body["type"] == "missing_node_type"
         assert body["nodeErrors"]["1"]["classType"] == "NoSuchNode"
     assert "/srv/" not in answer.text and "traceback" not in answer.text.lower()
 
 
 @pytest.mark.asyncio
-async def test_a_cancel_ends_cancelled_on_every_server(on: Stack) -> None:
-    gid = create(on.web_url, slow_noise(steps=40, seconds=0.1))["id"]
-    async with Watcher(f"{on.ws_url}/api/ws/progress?generationId={gid}") as watcher:
+async def test_a_cancel_ends_cancelled_on_every_server(live: Stack) -> None:
+    gid = create(live.web_url, slow_noise(steps=40, seconds=0.1))["id"]
+    async with Watcher(f"{live.ws_url}/api/ws/progress?generationId={gid}") as watcher:
         await watcher.until_step(gid, 2)
-        cancel = requests.post(f"{on.web_url}/api/generations/{gid}/cancel", timeout=10)
+        cancel = requests.post(f"{live.web_url}/api/generations/{gid}/cancel", timeout=10)
         assert cancel.status_code == 202
         msgs = await watcher.until_done(gid, timeout=30)
-    assert msgs[-1]["type"] == "generation.cancelled", on.monitor.tail()
-    sim_log = on.sim.tail(400)
-    if variant(on) == "modern":  # the race-free jobs API cancel
+    assert msgs[-1]["type"] == "generation.cancelled", live.monitor.tail()
+    sim_log = live.sim.tail(400)
+    if variant(live) == "modern":  # the race-free jobs API cancel
         assert "/api/jobs/" in sim_log and '/cancel HTTP/1.1" 200' in sim_log
     else:
         assert '"POST /interrupt HTTP/1.1" 200' in sim_log
 
 
 @pytest.mark.asyncio
-async def test_loading_activity_reaches_the_client_on_newer_servers(on: Stack) -> None:
-    _, msgs = await watch_one(on, slow_noise(steps=6, seconds=0.05))
+async def test_loading_activity_reaches_the_client_on_newer_servers(live: Stack) -> None:
+    _, msgs = await watch_one(live, slow_noise(steps=6, seconds=0.05))
     activities = [m["data"]["activity"] for m in msgs if m["data"].get("activity")]
     assert all("activity" in m["data"] for m in msgs)
-    if variant(on) == "modern":
+    if variant(live) == "modern":
         assert activities == ["loading"]
         first_step = next(i for i, m in enumerate(msgs) if m["data"]["step"])
         loading = next(i for i, m in enumerate(msgs) if m["data"]["activity"])
