@@ -211,8 +211,9 @@ def read_rejection(body: Any) -> Rejection:
     if err.get("details"):
         message = f"{message}: {err['details']}"
     kind = err.get("type") if isinstance(err.get("type"), str) else None
-    node_errors = _node_errors(body.get("node_errors"))
     extra = err.get("extra_info") if isinstance(err.get("extra_info"), dict) else {}
+    # Forks repeat the node errors inside extra_info: either place will do.
+    node_errors = _node_errors(body.get("node_errors")) or _node_errors(extra.get("node_errors"))
     node_id = extra.get("node_id")
     if not node_errors and isinstance(node_id, (str, int)) and not isinstance(node_id, bool):
         error = {"type": kind, "message": err.get("message"), "details": err.get("details")}

@@ -251,3 +251,18 @@ def test_validation_errors_keep_their_node_errors_on_both_servers() -> None:
         rejection = read_rejection(bodies[0])
         (node,) = rejection.node_errors.values()
         assert node["classType"] and node["errors"][0]["type"]
+
+
+def test_node_errors_only_inside_extra_info_are_reported() -> None:
+    errors = {"3": {"class_type": "KSampler", "errors": [{"type": "value_bigger_than_max"}]}}
+    body = {
+        "error": {
+            "type": "prompt_outputs_failed_validation",
+            "message": "Prompt outputs failed validation",
+            "extra_info": {"exception_type": "ValidationError", "node_errors": errors},
+        },
+        "node_errors": {},
+    }
+    rejection = read_rejection(body)
+    assert rejection.node_errors["3"]["classType"] == "KSampler"
+    assert rejection.node_errors["3"]["errors"][0]["type"] == "value_bigger_than_max"
