@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
@@ -154,7 +155,8 @@ def _reserve(
     with transaction.atomic() if locking else contextlib.nullcontext():
         if owner is not None and cap > 0:
             if locking:
-                type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+                # Not type(owner): a session's user is a lazy proxy, not the model class.
+                get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
             active = Generation.objects.filter(owner=owner, status__in=ACTIVE_STATUSES)
             if active.count() >= cap:
                 return None
