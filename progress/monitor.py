@@ -121,7 +121,8 @@ class Monitor:
         self._last_event: dict[str, float] = {}  # prompt id -> monotonic time of its last frame
         self.stopping = asyncio.Event()
         self._ws: websocket.WebSocket | None = None
-        self._dirty: dict[str, GenerationState] = {}
+        # Coalesced progress: the state to write, and the message it was last published in.
+        self._dirty: dict[str, tuple[GenerationState, m.Message]] = {}
         self._foreign: OrderedDict[str, None] = OrderedDict()  # prompt ids that are not ours
 
     # ------------------------------------------------------------------ lifecycle
@@ -309,11 +310,13 @@ class Monitor:
     async def _publish(self, effect: Publish) -> None:
         state, kind = effect.state, effect.message["type"]
         if kind == m.PROGRESS:
-            self._dirty[state.generation_id] = state  # coalesced: see _flush_loop
+            # Coalesced (see _flush_loop): webhooks get the progress messages that are saved.
+            self._dirty[state.generation_id] = (state, effect.message)
         else:
             # The row before the message: a client that GETs on a terminal message sees it.
+            # The webhook outbox is written in the same transaction.
             self._dirty.pop(state.generation_id, None)
-            await rows.save(state, effect.message["seq"])
+            await rows.save(state, effect.message["seq"], effect.message)
         if state.terminal:
             for table in (self._recheck, self._absent_since, self._last_event):
                 table.pop(state.prompt_id, None)
@@ -343,8 +346,8 @@ class Monitor:
 
     async def _flush_dirty(self) -> None:
         dirty, self._dirty = self._dirty, {}
-        for state in dirty.values():
-            await rows.save(state, state.seq)
+        for state, message in dirty.values():
+            await rows.save(state, state.seq, message)
 
     # ------------------------------------------------------------------ reconciliation
 
