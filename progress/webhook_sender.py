@@ -79,10 +79,14 @@ class Sender:
         self.stopping = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
 
-    async def run(self) -> None:
+    def new_session(self) -> aiohttp.ClientSession:
+        """Total timeout per attempt; no proxies from the environment (trust_env off)."""
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow_private))
         timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+    async def run(self) -> None:
+        async with self.new_session() as session:
             self.session = session
             workers = [asyncio.create_task(self._work()) for _ in range(WORKERS)]
             await self.stopping.wait()

@@ -50,3 +50,14 @@ def bodies(received: list[Received]) -> list[dict[str, Any]]:
 def answered(received: list[Received]) -> list[dict[str, Any]]:
     """The events the endpoint accepted (2xx), in arrival order."""
     return [json.loads(r.body) for r in received if r.answered and 200 <= r.answered < 300]
+
+
+def attempts(web: str, token: str, hook_id: str, count: int, timeout: float = 10) -> list[dict]:
+    """The webhook's recorded attempts, once there are ``count`` (the sender records each
+    just after the endpoint answered it), oldest first per event."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = call(web, token, "GET", f"/api/webhooks/{hook_id}/deliveries").json()["results"]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return sorted(rows, key=lambda r: (r["seq"] or 0, r["attempt"]))
+        time.sleep(0.1)

@@ -27,10 +27,13 @@ HOOK_ENV = {
 class HookStack:
     stack: Stack
     sender: Proc
+    started: int = 0
 
     def start_sender(self) -> Proc:
+        self.started += 1  # a log of its own each time: the wait below reads only its own
+        name = f"sender-{self.started}"
         self.sender = Proc(
-            "sender", python("manage.py", "send_webhooks"), self.stack.log_dir, self.stack.env
+            name, python("manage.py", "send_webhooks"), self.stack.log_dir, self.stack.env
         ).start()
         self.sender.wait_for_log("webhook sender started")
         return self.sender

@@ -10,7 +10,15 @@ import time
 import pytest
 
 from tests.integration.clients import Watcher
-from tests.webhooks.client import answered, bodies, call, make_hook, start, wait_finished
+from tests.webhooks.client import (
+    answered,
+    attempts,
+    bodies,
+    call,
+    make_hook,
+    start,
+    wait_finished,
+)
 from tests.webhooks.receiver import always
 from tests.webhooks.verify import verify
 
@@ -71,8 +79,7 @@ def test_a_failing_endpoint_gets_retries_and_keeps_the_order(hooks, people, rece
     assert len({r.headers["webhook-id"] for r in got[:3]}) == 1  # the same event each time
     stamps = [r.at for r in got[:3]]
     assert stamps[1] - stamps[0] >= 0.2 and stamps[2] - stamps[1] >= 0.4  # backing off
-    history = call(web, alice.token, "GET", f"/api/webhooks/{hook['id']}/deliveries").json()
-    rows = sorted(history["results"], key=lambda r: (r["seq"], r["attempt"]))
+    rows = attempts(web, alice.token, hook["id"], 4)
     assert [(r["event"], r["attempt"], r["status"]) for r in rows] == [
         ("generation.started", 1, 500), ("generation.started", 2, 500),
         ("generation.started", 3, 200), ("generation.completed", 1, 200),
@@ -91,8 +98,7 @@ def test_a_timeout_is_retried(hooks, people, receiver) -> None:
     got = receiver.on("/slow")
     assert len(got) == 2 and got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
     assert got[1].at - got[0].at >= 1.5  # the sender waited its timeout
-    history = call(web, alice.token, "GET", f"/api/webhooks/{hook['id']}/deliveries").json()
-    first = min(history["results"], key=lambda r: r["attempt"])
+    first = attempts(web, alice.token, hook["id"], 2)[0]
     assert first["status"] is None and "timed out" in first["error"]
 
 
@@ -108,8 +114,7 @@ def test_a_410_is_not_retried_and_the_next_event_still_goes(hooks, people, recei
     assert [b["type"] for b in bodies(receiver.on("/gone"))] == [
         "generation.started", "generation.completed"
     ]  # fmt: skip
-    history = call(web, alice.token, "GET", f"/api/webhooks/{hook['id']}/deliveries").json()
-    assert [r["status"] for r in history["results"]] == [410, 410]
+    assert [r["status"] for r in attempts(web, alice.token, hook["id"], 2)] == [410, 410]
 
 
 def test_the_sender_killed_mid_delivery_loses_nothing_and_keeps_the_order(
