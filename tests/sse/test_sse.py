@@ -7,9 +7,11 @@ import asyncio
 import time
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from lockngen.models import ApiToken
 from tests.integration.clients import Watcher, assert_gapless
+from tests.security.helpers import Web, log_in, log_out
 from tests.sse.client import EventStream, bearer
 from tests.webhooks.client import call, start, wait_finished
 
@@ -140,3 +142,27 @@ async def test_streams_count_under_the_socket_cap_with_websockets(sse_stack, peo
             assert over.status == 429
     async with EventStream(url, bearer(alice.token)) as again:  # places are given back
         assert again.status == 200
+
+
+async def test_a_browser_session_streams_and_logging_out_ends_it(sse_stack, people) -> None:
+    alice = people["alice"]
+    await asyncio.to_thread(_set_password, alice.user)
+    web = Web(sse_stack.web_url, sse_stack.ws_url)
+    browser, answer = await asyncio.to_thread(log_in, web, "alice", PASSWORD)
+    assert answer.status_code == 302, answer.text[:300]
+    cookie = {"Cookie": f"sessionid={browser.cookies['sessionid']}"}
+    async with EventStream(f"{sse_stack.web_url}/api/events", cookie) as stream:
+        assert stream.status == 200
+        await stream.until(lambda: len(stream.comments) >= 1, timeout=5)
+        assert await asyncio.to_thread(log_out, web, browser) == 302
+        await stream.until_ended(timeout=2)
+    assert stream.events[-1]["data"]["error"] == "you logged out"
+
+
+PASSWORD = "pw-long-enough-1"
+
+
+def _set_password(user) -> None:
+    # daphne runs the product's hashers: PBKDF2, with few iterations to keep the test quick.
+    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "ssetests", 1000)
+    user.save()

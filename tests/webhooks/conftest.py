@@ -39,7 +39,8 @@ class HookStack:
         return self.sender
 
 
-@pytest.fixture(scope="package")
+# Module scope: its sender must be gone before the outbox tests claim deliveries themselves.
+@pytest.fixture(scope="module")
 def hooks(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[HookStack]:
     stack = build_stack(tmp_path_factory.mktemp("webhooks"), **HOOK_ENV)
     found = HookStack(stack, None)  # type: ignore[arg-type]
