@@ -4,9 +4,11 @@ a row, which delivery may be claimed, leases, results, give-up, redelivery."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from lockngen.models import DeliveryState, Webhook, WebhookAttempt, WebhookDelivery
@@ -157,3 +159,27 @@ def test_a_ping_is_its_own_stream(django_user_model) -> None:
     outbox.enqueue_ping(endpoint)
     outbox.enqueue_ping(endpoint)
     assert outbox.claim(LEASE) is not None and outbox.claim(LEASE) is not None
+
+
+def test_concurrent_senders_never_claim_one_delivery_twice(django_user_model) -> None:
+    alice = django_user_model.objects.create_user("alice")
+    hook(alice)
+    for _ in range(24):
+        save(generation(alice), m.COMPLETED, 1, "completed")
+    claimed: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def sender() -> None:
+        try:
+            barrier.wait()
+            while (found := outbox.claim(LEASE)) is not None:
+                claimed.append(found.delivery_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(claimed) == sorted(WebhookDelivery.objects.values_list("id", flat=True))
