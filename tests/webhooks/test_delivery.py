@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from lockngen.models import WebhookDelivery
 from tests.integration.clients import Watcher
 from tests.webhooks.client import (
     answered,
@@ -133,9 +134,7 @@ def test_the_sender_killed_mid_delivery_loses_nothing_and_keeps_the_order(
     hooks.start_sender()
     try:
         receiver.wait_for(lambda: len(answered(receiver.on("/killed"))) == 2, timeout=40)
-    except AssertionError:
-        from lockngen.models import WebhookDelivery
-
+    except AssertionError:  # what the outbox held, to tell a lost lease from a slow sender
         print(list(WebhookDelivery.objects.values()), time.time())
         raise
     got = receiver.on("/killed")

@@ -183,3 +183,14 @@ def test_concurrent_senders_never_claim_one_delivery_twice(django_user_model) ->
     for thread in threads:
         thread.join(60)
     assert sorted(claimed) == sorted(WebhookDelivery.objects.values_list("id", flat=True))
+
+
+def test_on_an_install_without_accounts_ownerless_webhooks_hear_ownerless_generations(
+    django_user_model,
+) -> None:
+    alice = django_user_model.objects.create_user("alice")
+    open_hook, alices = hook(None), hook(alice)
+    save(generation(None), m.COMPLETED, 1, "completed")
+    assert list(WebhookDelivery.objects.values_list("webhook_id", flat=True)) == [open_hook.id]
+    save(generation(alice), m.COMPLETED, 1, "completed")
+    assert WebhookDelivery.objects.filter(webhook=alices).count() == 1
