@@ -114,6 +114,14 @@ class Sender:
     async def deliver(self, claim: outbox.Claim) -> bool:
         """One attempt, its outcome recorded; True when it was delivered."""
         status, error = await self.attempt(claim)
+        log.info(
+            "delivery %s (%s) attempt %d to %s: %s",
+            claim.delivery_id,
+            claim.message_id,
+            claim.attempt,
+            claim.url,
+            status or error,
+        )
         now = time.time()
         first = claim.first_attempt_at.timestamp() if claim.first_attempt_at else now
         decision = rules.decide(status, claim.attempt, now - first, self.delays, self.retry_for)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import requests
 
-from lockngen.models import ApiToken
+from lockngen.models import ApiToken, WebhookDelivery
 from tests.integration.conftest import Stack, build_stack, stop_stack
 from tests.procs import Proc, python
 from tests.webhooks.receiver import Receiver
@@ -70,6 +71,7 @@ def people(hooks, transactional_db, django_user_model, request) -> Iterator[dict
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(hooks.stack.logs(), f"--- sender\n{hooks.sender.tail()}")
+        print("--- outbox", list(WebhookDelivery.objects.values()), time.time())
 
 
 @pytest.fixture
