@@ -9,6 +9,7 @@ generation's messages keep ComfyUI's order.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import threading
@@ -311,7 +312,9 @@ class Monitor:
         state, kind = effect.state, effect.message["type"]
         if kind == m.PROGRESS:
             # Coalesced (see _flush_loop): webhooks get the progress messages that are saved.
-            self._dirty[state.generation_id] = (state, effect.message)
+            # A copy: the flush writes from a thread while the tracker moves the live state on
+            # (it could otherwise write a half-made "completed" before the terminal save).
+            self._dirty[state.generation_id] = (copy.copy(state), effect.message)
         else:
             # The row before the message: a client that GETs on a terminal message sees it.
             # The webhook outbox is written in the same transaction.

@@ -78,9 +78,11 @@ def _save(state: GenerationState, seq: int, message: m.Message | None = None) ->
     # A terminal row is never overwritten (a late coalesced progress write loses the race).
     query = query.exclude(status__in=TERMINAL_STATUSES)
     with transaction.atomic():
-        changed = query.update(**fields)
+        query.update(**fields)
         Generation.objects.filter(id=state.generation_id, seq__lt=seq).update(seq=seq)
-        if changed and message is not None:
+        if message is not None:
+            # Even when the row was already terminal: the message is published all the same.
+            # Queued once per seq; never behind a newer one (outbox.enqueue).
             outbox.enqueue(message, m.dumps(message), state.owner_id)
 
 
