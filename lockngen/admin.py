@@ -17,7 +17,15 @@ from django.utils.timesince import timesince
 
 from lockngen import api
 from lockngen.login_throttle import LockoutMessageMixin
-from lockngen.models import ACTIVE_STATUSES, ApiToken, Generation
+from lockngen.models import (
+    ACTIVE_STATUSES,
+    ApiToken,
+    Generation,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from progress import outbox
 
 
 class ThrottledAdminAuthenticationForm(LockoutMessageMixin, AdminAuthenticationForm):
@@ -202,3 +210,65 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in tokens:
             token.revoke()
         self.message_user(request, f"Revoked {len(tokens)} token(s).")
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Every user's endpoints; one failing for 24 hours shows as inactive."""
+
+    list_display = ("url", "owner", "events_list", "active", "failing_since", "created_at")
+    list_filter = ("active", "owner")
+    list_select_related = ("owner",)
+    search_fields = ("url", "owner__username")
+    fields = ("owner", "url", "events", "active", "failing_since", "created_at")
+    readonly_fields = ("owner", "failing_since", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made through the API, which shows the secret to its owner once
+
+    @admin.display(description="Events")
+    def events_list(self, obj: Webhook) -> str:
+        return ", ".join(e.removeprefix("generation.") for e in obj.events)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "webhook",
+        "event",
+        "generation_id",
+        "seq",
+        "state",
+        "attempts",
+        "last_status",
+        "next_attempt_at",
+    )
+    list_filter = ("state", "event")
+    list_select_related = ("webhook",)
+    search_fields = ("message_id", "generation_id", "webhook__url")
+    actions = ("redeliver",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the sender's record; redeliver instead
+
+    @admin.action(description="Redeliver selected (queued again, same webhook-id)")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        count = outbox.redeliver(list(queryset))
+        self.message_user(request, f"Queued {count} delivery(ies) again.")
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "webhook", "delivery", "attempt", "status", "error")
+    list_select_related = ("webhook", "delivery")
+    list_filter = ("status",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -113,6 +113,23 @@ def _authenticate(request: HttpRequest) -> tuple[Any | None, HttpResponse | None
     return user, None
 
 
+async def identify(request: HttpRequest) -> tuple[Any | None, Identity | None, HttpResponse | None]:
+    """For long-lived GET streams (SSE): the caller as ``_authenticate`` sees it, and the
+    identity that proved it (token or session), which the stream re-checks while open."""
+    raw = bearer_token(request.headers.get("Authorization"))
+    if raw is not None:
+        token = await database_sync_to_async(token_for)(raw)
+        if token is None:
+            return None, None, _unauthorized("invalid or revoked API token")
+        return token.user, Identity(token.user_id, token.id), None
+    user = await request.auser()
+    if user.is_authenticated:
+        return user, Identity(user.pk, session_key=request.session.session_key), None
+    if settings.REQUIRE_AUTH:
+        return None, None, _unauthorized("authentication required")
+    return None, None, None
+
+
 def _unauthorized(message: str) -> JsonResponse:
     response = JsonResponse({"error": message}, status=401)
     response["WWW-Authenticate"] = 'Bearer realm="lockngen"'

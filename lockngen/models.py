@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -117,3 +118,103 @@ class InstallSetting(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def new_webhook_secret() -> str:
+    """``whsec_`` + base64 of 32 random bytes (Standard Webhooks' secret format)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Webhook(models.Model):
+    """An endpoint of a user's: their generations' events are POSTed to it, signed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Null only on an install without accounts: then it hears the ownerless generations.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhooks",
+    )
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    secret = models.CharField(max_length=128, default=new_webhook_secret, editable=False)
+    active = models.BooleanField(default=True, help_text="Off after failing for 24 hours")
+    # Since when every attempt has failed (cleared by a success); the admin shows it.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up: a 4xx that is not retried, or 24 hours of failures
+
+
+class WebhookDelivery(models.Model):
+    """The outbox: one event for one endpoint, written in the same transaction as the
+    generation's row. Within a stream (endpoint, generation) the id is the sending order."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    # No foreign key: a deleted generation's events already recorded still go out.
+    generation_id = models.UUIDField(null=True, blank=True)
+    seq = models.PositiveIntegerField(null=True, blank=True)
+    message_id = models.CharField(max_length=80, help_text="The webhook-id header")
+    body = models.TextField()
+    state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A claim: whoever holds the token until lease_until is sending it.
+    lease_token = models.CharField(max_length=32, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    redelivery_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["webhook", "generation_id", "state"]),
+        ]
+        constraints = [
+            # A message recorded twice (a retried save) is queued once.
+            models.UniqueConstraint(
+                fields=["webhook", "generation_id", "seq"],
+                condition=models.Q(redelivery_of__isnull=True),
+                name="one_delivery_per_event",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.seq} → {self.webhook_id}"
+
+
+class WebhookAttempt(models.Model):
+    """One try at a delivery, for GET /api/webhooks/<id>/deliveries and the admin."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="attempts")
+    attempt = models.PositiveIntegerField()
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["webhook", "-created_at"])]

@@ -217,6 +217,21 @@ LOCKNGEN = {
     "MAX_STEPS": env_int("LOCKNGEN_MAX_STEPS", 150),
     # Node classes a workflow may use (comma-separated); empty = every class ComfyUI has.
     "ALLOWED_NODE_CLASSES": frozenset(env_list("LOCKNGEN_ALLOWED_NODE_CLASSES")),
+    # Webhooks: endpoints on private, loopback or link-local addresses are refused unless
+    # this is on (at creation and at every delivery, against DNS rebinding).
+    "WEBHOOK_ALLOW_PRIVATE": env_bool("LOCKNGEN_WEBHOOK_ALLOW_PRIVATE", False),
+    # Each attempt, connecting and answering together.
+    "WEBHOOK_TIMEOUT_SECONDS": env_float("LOCKNGEN_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+    # Waits before each retry (with jitter); the last repeats until RETRY_FOR has passed.
+    "WEBHOOK_RETRY_DELAYS": tuple(
+        float(d) for d in env_list("LOCKNGEN_WEBHOOK_RETRY_DELAYS", "5,30,120,600,3600")
+    ),
+    "WEBHOOK_RETRY_FOR_SECONDS": env_float("LOCKNGEN_WEBHOOK_RETRY_FOR_SECONDS", 24 * 3600.0),
+    # How long a sender's claim on a delivery lasts: far longer than one attempt, so a
+    # claim only expires when its sender died (another one then sends it again).
+    "WEBHOOK_LEASE_SECONDS": env_float("LOCKNGEN_WEBHOOK_LEASE_SECONDS", 60.0),
+    # Server-Sent Events: a comment line this often keeps proxies from closing a quiet stream.
+    "SSE_KEEPALIVE_SECONDS": env_float("LOCKNGEN_SSE_KEEPALIVE_SECONDS", 15.0),
 }
 # The largest API body (413 above it); the proxy in front allows a little more, so that
 # this answer, not the proxy's, is what clients see.

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from lockngen import api, tokens_api
+from lockngen import api, tokens_api, webhooks_api
 from lockngen.health import healthz
+from progress import sse
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,5 +19,15 @@ urlpatterns = [
     ),
     path("api/tokens", tokens_api.tokens, name="tokens"),
     path("api/tokens/<int:token_id>", tokens_api.token, name="token"),
+    path("api/generations/<uuid:generation_id>/events", sse.generation_events, name="events-one"),
+    path("api/events", sse.all_events, name="events"),
+    path("api/webhooks", webhooks_api.webhooks, name="webhooks"),
+    path("api/webhooks/<uuid:webhook_id>", webhooks_api.webhook, name="webhook"),
+    path(
+        "api/webhooks/<uuid:webhook_id>/deliveries",
+        webhooks_api.deliveries,
+        name="webhook-deliveries",
+    ),
+    path("api/webhooks/<uuid:webhook_id>/test", webhooks_api.test, name="webhook-test"),
     path("", include("lockngen.ui_urls")),
 ]

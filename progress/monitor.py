@@ -9,6 +9,7 @@ generation's messages keep ComfyUI's order.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import threading
@@ -121,7 +122,8 @@ class Monitor:
         self._last_event: dict[str, float] = {}  # prompt id -> monotonic time of its last frame
         self.stopping = asyncio.Event()
         self._ws: websocket.WebSocket | None = None
-        self._dirty: dict[str, GenerationState] = {}
+        # Coalesced progress: the state to write, and the message it was last published in.
+        self._dirty: dict[str, tuple[GenerationState, m.Message]] = {}
         self._foreign: OrderedDict[str, None] = OrderedDict()  # prompt ids that are not ours
 
     # ------------------------------------------------------------------ lifecycle
@@ -309,11 +311,15 @@ class Monitor:
     async def _publish(self, effect: Publish) -> None:
         state, kind = effect.state, effect.message["type"]
         if kind == m.PROGRESS:
-            self._dirty[state.generation_id] = state  # coalesced: see _flush_loop
+            # Coalesced (see _flush_loop): webhooks get the progress messages that are saved.
+            # A copy: the flush writes from a thread while the tracker moves the live state on
+            # (it could otherwise write a half-made "completed" before the terminal save).
+            self._dirty[state.generation_id] = (copy.copy(state), effect.message)
         else:
             # The row before the message: a client that GETs on a terminal message sees it.
+            # The webhook outbox is written in the same transaction.
             self._dirty.pop(state.generation_id, None)
-            await rows.save(state, effect.message["seq"])
+            await rows.save(state, effect.message["seq"], effect.message)
         if state.terminal:
             for table in (self._recheck, self._absent_since, self._last_event):
                 table.pop(state.prompt_id, None)
@@ -343,8 +349,8 @@ class Monitor:
 
     async def _flush_dirty(self) -> None:
         dirty, self._dirty = self._dirty, {}
-        for state in dirty.values():
-            await rows.save(state, state.seq)
+        for state, message in dirty.values():
+            await rows.save(state, state.seq, message)
 
     # ------------------------------------------------------------------ reconciliation
 

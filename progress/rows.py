@@ -7,10 +7,12 @@ import time
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.utils import timezone
 
 from lockngen.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Generation
-from progress import outputs
+from progress import messages as m
+from progress import outbox, outputs
 from progress.comfy.client import ComfyClient, ComfyUnavailable
 from progress.tracker import GenerationState, ImageRef
 
@@ -53,7 +55,9 @@ def _load_all_active(comfy_url: str) -> list[GenerationState]:
     ]
 
 
-def _save(state: GenerationState, seq: int) -> None:
+def _save(state: GenerationState, seq: int, message: m.Message | None = None) -> None:
+    """The row; with ``message``, its webhook deliveries in the same transaction (a row
+    recorded without them, or them without it, would lose or invent an event)."""
     fields = {
         "status": state.status,
         "progress": state.progress,
@@ -73,8 +77,13 @@ def _save(state: GenerationState, seq: int) -> None:
     query = Generation.objects.filter(id=state.generation_id)
     # A terminal row is never overwritten (a late coalesced progress write loses the race).
     query = query.exclude(status__in=TERMINAL_STATUSES)
-    query.update(**fields)
-    Generation.objects.filter(id=state.generation_id, seq__lt=seq).update(seq=seq)
+    with transaction.atomic():
+        query.update(**fields)
+        Generation.objects.filter(id=state.generation_id, seq__lt=seq).update(seq=seq)
+        if message is not None:
+            # Even when the row was already terminal: the message is published all the same.
+            # Queued once per seq; never behind a newer one (outbox.enqueue).
+            outbox.enqueue(message, m.dumps(message), state.owner_id)
 
 
 def _cancel_requested(generation_id: str) -> bool:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that starts the whole stack on a laptop: ./scripts/run.sh
-# Redis at REDIS_URL → daphne + monitor as separate processes; no Redis → embedded mode.
+# Redis at REDIS_URL → daphne + monitor + webhook sender as separate processes; no Redis →
+# embedded mode (and the sender).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh

@@ -1,7 +1,7 @@
 """``python manage.py run_stack``: the whole stack on a laptop, stopped by one Ctrl-C.
 
-daphne and the monitor, plus the ComfyUI simulator when no ``COMFYUI_URL`` is set and no
-ComfyUI answers on the default port.
+daphne, the monitor and the webhook sender, plus the ComfyUI simulator when no
+``COMFYUI_URL`` is set and no ComfyUI answers on the default port.
 """
 
 from __future__ import annotations
@@ -164,12 +164,14 @@ class Command(BaseCommand):
             env["LOCKNGEN_EMBEDDED"] = "true"
             procs.append(self._spawn(["-m", "lockngen.embedded", "--port", str(port)], env))
             _wait_port(port, procs[-1])
+            procs.append(self._spawn(["manage.py", "send_webhooks"], env))  # needs no Redis
             return
         daphne = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
         daphne += ["--ping-interval", "30", "--ping-timeout", "30", "lockngen.asgi:application"]
         procs.append(self._spawn(daphne, env))
         _wait_port(port, procs[-1])
         procs.append(self._spawn(["manage.py", "run_comfy_monitor"], env))
+        procs.append(self._spawn(["manage.py", "send_webhooks"], env))
 
     def _announce(
         self, port: int, login: tuple[str, str] | None, sim_url: str | None, embedded: bool
