@@ -8,6 +8,9 @@ process label costs nothing on the hot path.
 
 Hot paths (a message to each of 1,000 sockets) add to plain ints (``Tally``), read at
 scrape time: a prometheus-client ``Counter.inc`` takes a lock, about 1 µs per call.
+
+For streams to come: SSE calls ``stream_opened(stream, "sse")``/``stream_closed`` and adds
+to ``DELIVERED.child("sse", "live")``; the webhook sender calls ``webhook_delivered(result)``.
 """
 
 from __future__ import annotations
@@ -190,7 +193,7 @@ DELIVERY_LAG = Histogram(
     buckets=LAG_BUCKETS,
     registry=_web,
 )
-# 0 until webhooks exist: the webhook sender calls ``webhook_delivered(result)``.
+# 0 until webhooks exist: the webhook sender (another branch) calls ``webhook_delivered``.
 WEBHOOK_DELIVERIES = Counter(
     "lockngen_webhook_deliveries",
     "Webhook deliveries by result (0 until webhooks exist)",
@@ -220,9 +223,11 @@ FIRST_PREVIEW = Histogram(
     registry=_monitor,
 )
 COMFYUI_CONNECTED = Gauge(
-    "lockngen_comfyui_connected", "1 while the monitor's ComfyUI socket is open", ["backend"],
+    "lockngen_comfyui_connected",
+    "1 while the monitor's ComfyUI socket is open",
+    ["backend"],
     registry=_monitor,
-)  # fmt: skip
+)
 COMFYUI_RECONNECTS = Counter(
     "lockngen_comfyui_reconnects",
     "Connections to ComfyUI after the monitor's first one (each follows a loss)",
