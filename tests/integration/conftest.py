@@ -24,9 +24,9 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
 
-    def start_monitor(self, *extra_args: str) -> Proc:
+    def start_monitor(self) -> Proc:
         self.monitor = Proc(
-            "monitor", python("manage.py", "run_comfy_monitor", *extra_args), self.log_dir, self.env
+            "monitor", python("manage.py", "run_comfy_monitor"), self.log_dir, self.env
         )
         self.monitor.start()
         # Frames sent to our clientId before the monitor connects are lost (as in ComfyUI).
