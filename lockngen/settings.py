@@ -168,6 +168,9 @@ COMFYUI_HTTP_TIMEOUT = env_float("COMFYUI_HTTP_TIMEOUT", 10.0)
 
 # Off only for a single-user install: then everything is open and generations have no owner.
 REQUIRE_AUTH = env_bool("LOCKNGEN_REQUIRE_AUTH", True)
+# Bearer token for GET /metrics (web) and each monitor's --metrics-port; empty: the web
+# side takes staff logins only, and nobody reads a monitor's port.
+METRICS_TOKEN = os.environ.get("LOCKNGEN_METRICS_TOKEN", "").strip()
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

@@ -3,11 +3,13 @@ from django.urls import include, path
 
 from lockngen import api, tokens_api, webhooks_api
 from lockngen.health import healthz
+from lockngen.metrics_view import metrics_view
 from progress import sse
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/generations", api.generations, name="generations"),
     path("api/generations/<uuid:generation_id>", api.generation, name="generation"),
     path("api/generations/<uuid:generation_id>/cancel", api.cancel, name="generation-cancel"),

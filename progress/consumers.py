@@ -16,6 +16,7 @@ from django.conf import settings
 
 from lockngen.access import ACCESS_CHANGED, Identity, Viewer, check_access
 from progress import messages as m
+from progress import metrics
 from progress.fanout import fanout
 from progress.groups import access_group, firehose_group, generation_group
 from progress.resume import catch_up
@@ -117,6 +118,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             # the one over the cap is the newest.
             placed = await self._take_place()
             await self.accept()
+            metrics.stream_opened(self)
             if placed:
                 await self._subscribe()
             else:
@@ -196,6 +198,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             # (A "recovered": false snapshot always goes: the client must learn of the loss.)
             if caught.recovered and sent is not None and sent[0] <= seq <= sent[1]:
                 continue
+            metrics.DELIVERED_REPLAY.value += 1
             await self.send(text_data=text)
         # Nothing to send still tells where the client is: a later gap is then noticed.
         self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
@@ -225,9 +228,11 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     async def _send_snapshot(self, snapshot: m.Message) -> None:
         self.last_seq[snapshot["generationId"]] = snapshot["seq"]
+        metrics.DELIVERED_SNAPSHOT.value += 1
         await self.send(text_data=m.dumps(snapshot))
 
     async def disconnect(self, code: int) -> None:
+        metrics.stream_closed(self)
         for task in getattr(self, "tasks", ()):
             task.cancel()
         await self._leave_all()
@@ -364,6 +369,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self._fill_gap(generation_id, last, event)
             return
         self._mark_sent(generation_id, seq, seq)
+        metrics.DELIVERED_LIVE.value += 1
         await self.send(text_data=event["text"])
 
     async def _fill_gap(self, generation_id: str, last: int, event: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+from progress import metrics
 from progress.store import async_redis
 
 log = logging.getLogger("lockngen.fanout")
@@ -85,6 +86,7 @@ class FanOut:
                         await member.deliver(event)
                     except Exception:  # one broken socket must not stop the rest
                         log.exception("delivery to one socket failed")
+                metrics.observe_lag(event)  # once per message: per socket is too hot
         except asyncio.CancelledError:
             raise
         except Exception:  # Redis went away: tell every socket to reconnect

@@ -24,11 +24,11 @@ from django.conf import settings
 
 from lockngen.install import comfyui_client_id
 from progress import messages as m
-from progress import rows
+from progress import metrics, rows
 from progress.comfy import protocol as p
 from progress.comfy.answers import Outcome, QueueSnapshot, UnexpectedShape
 from progress.comfy.client import ComfyClient, ComfyUnavailable, ServerInfo
-from progress.publisher import Publisher
+from progress.publisher import FRAME_RECEIVED_AT, Publisher
 from progress.reconcile import UNREADABLE, Doubt, Sighting, Verdict, decide, from_answers, from_job
 from progress.store import async_redis
 from progress.tracker import (
@@ -125,10 +125,12 @@ class Monitor:
         # Coalesced progress: the state to write, and the message it was last published in.
         self._dirty: dict[str, tuple[GenerationState, m.Message]] = {}
         self._foreign: OrderedDict[str, None] = OrderedDict()  # prompt ids that are not ours
+        metrics.watch_tracker(tracker)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
+        metrics.comfyui_disconnected(self.comfy_url)  # the series exist before connecting
         flusher = asyncio.create_task(self._flush_loop())
         attempt = 0
         try:
@@ -171,6 +173,7 @@ class Monitor:
             log.warning("cannot reach ComfyUI at %s: %s", url, exc)
             return False
         self._ws = ws
+        metrics.comfyui_connected(self.comfy_url)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         reader = threading.Thread(
             target=_read_frames, args=(ws, asyncio.get_running_loop(), queue), daemon=True
@@ -186,6 +189,7 @@ class Monitor:
             await self._consume(queue)
         finally:
             self._ws = None
+            metrics.comfyui_disconnected(self.comfy_url)
             try:
                 ws.abort()
             except Exception:  # noqa: BLE001
@@ -232,8 +236,10 @@ class Monitor:
             if item is _CLOSED:
                 log.warning("ComfyUI connection lost")
                 return
-            opcode, data = item
+            opcode, data, received_at = item
+            stamp = FRAME_RECEIVED_AT.set(received_at)  # for the messages this frame causes
             await self._guard(self.on_frame(data, binary=opcode == websocket.ABNF.OPCODE_BINARY))
+            FRAME_RECEIVED_AT.reset(stamp)
 
     async def _guard(self, work: Any) -> None:
         """Nothing ComfyUI sends, and no failed write, may kill the monitor."""
@@ -561,7 +567,7 @@ def _read_frames(ws: websocket.WebSocket, loop: asyncio.AbstractEventLoop, queue
                 except UnicodeDecodeError:
                     log.warning("skipping a text frame that is not UTF-8")
                     continue
-            loop.call_soon_threadsafe(queue.put_nowait, (opcode, data))
+            loop.call_soon_threadsafe(queue.put_nowait, (opcode, data, time.time()))
     except Exception as exc:  # noqa: BLE001 - any end of the socket ends the session
         log.debug("reader stops: %s", exc)
     finally:

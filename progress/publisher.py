@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from contextvars import ContextVar
 from typing import Any
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from progress import messages as m
+from progress import metrics
 from progress.groups import firehose_group, generation_group
 from progress.store import (
     heartbeat_key,
@@ -23,6 +26,9 @@ from progress.store import (
 
 log = logging.getLogger("lockngen.publisher")
 MAX_RETRY_DELAY = 2.0
+# When the monitor received the ComfyUI frame being handled (epoch seconds); None for work
+# no frame caused (ticks, reconciliation): then the publish time stands in.
+FRAME_RECEIVED_AT: ContextVar[float | None] = ContextVar("frame_received_at", default=None)
 
 
 class Publisher:
@@ -60,9 +66,11 @@ class Publisher:
             "owner_id": owner_id,
             # Serialised once here, not once per watching socket.
             "text": text,
+            "received_at": FRAME_RECEIVED_AT.get() or time.time(),  # for the delivery lag
         }
         await self._retrying(self.layer.group_send, generation_group(generation_id), event)
         await self._retrying(self.layer.group_send, firehose_group(), event)
+        metrics.message_published(message)
 
     async def _record(self, generation_id: str, text: str) -> None:
         key = log_key(generation_id)

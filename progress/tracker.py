@@ -157,6 +157,7 @@ class Tracker:
     def __init__(self, preview_interval: float = 0.25) -> None:
         self.preview_interval = preview_interval
         self.generations: dict[str, GenerationState] = {}
+        self.previews_dropped = 0  # replaced or ended before the throttle let them out
         # The prompt ComfyUI is executing: frames without a prompt id belong to it.
         self.running_prompt: str | None = None
 
@@ -304,6 +305,7 @@ class Tracker:
         state = self.get(event.prompt_id or self.running_prompt)
         if state is None or state.terminal:
             return []
+        self.previews_dropped += state.pending_preview is not None
         state.pending_preview = event  # latest wins
         state.pending_since = now
         return []
@@ -350,6 +352,7 @@ class Tracker:
     # ------------------------------------------------------------------ internals
 
     def _finish(self, state: GenerationState, kind: m.MessageType, now: float) -> list[Effect]:
+        self.previews_dropped += state.pending_preview is not None
         state.pending_preview = None
         effects: list[Effect] = [self._publish(state, kind, now)]
         self.forget(state.prompt_id)

@@ -13,6 +13,7 @@ import yaml
 from django.conf import settings as django_settings
 
 from lockngen import api as lockngen_api
+from tests.metrics_support import dashboard
 from tests.procs import daphne_args
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -166,7 +167,9 @@ def test_nginx_overwrites_the_client_address_daphne_trusts() -> None:
 def test_only_the_proxy_is_published_and_web_trusts_it_alone() -> None:
     services = COMPOSE["services"]
     published = {name for name, service in services.items() if service.get("ports")}
-    assert published == {"proxy"}
+    assert published == {"proxy", "grafana"}
+    # Grafana (observability profile) on the host's loopback only.
+    assert all(str(port).startswith("127.0.0.1:") for port in services["grafana"]["ports"])
     proxy = services["proxy"]
     assert proxy["image"].startswith("nginx:")
     assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
@@ -186,3 +189,50 @@ def test_the_image_runs_daphne_like_the_tests_and_run_stack() -> None:
     assert args[args.index("--ping-interval") :] == tests_flags
     web = COMPOSE["services"]["web"]["command"].split()
     assert web[web.index("--ping-interval") :] == tests_flags
+
+
+# --------------------------------------------------------------------------- observability
+
+
+def test_the_observability_profile_scrapes_web_and_every_monitor() -> None:
+    services = COMPOSE["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["observability"], name
+    monitor = services["monitor"]["command"]
+    port = monitor[monitor.index("--metrics-port") + 1]
+    assert monitor[monitor.index("--metrics-host") + 1] == "0.0.0.0"
+    assert port in monitor_expose(services["monitor"])
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    targets = {
+        name: {(n, sd["port"]) for sd in job["dns_sd_configs"] for n in sd["names"]}
+        for name, job in jobs.items()
+    }
+    assert targets == {"web": {("web", 8000)}, "monitor": {("monitor", int(port))}}
+    for job in jobs.values():
+        # The file the prometheus service writes from LOCKNGEN_METRICS_TOKEN.
+        assert job["authorization"]["credentials_file"] == "/tmp/metrics-token"
+    assert "/tmp/metrics-token" in services["prometheus"]["command"][0]
+    assert (
+        "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in (services["prometheus"]["volumes"])
+    )
+    assert COMPOSE["x-app"]["environment"]["LOCKNGEN_METRICS_TOKEN"]
+
+
+def monitor_expose(service: dict) -> set[str]:
+    return {str(port) for port in service.get("expose", [])}
+
+
+def test_grafana_is_provisioned_from_deploy() -> None:
+    volumes = COMPOSE["services"]["grafana"]["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in volumes
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    boards = yaml.safe_load((provisioning / "dashboards" / "lockngen.yml").read_text())
+    assert boards["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    uid = source["datasources"][0]["uid"]
+    for panel in dashboard()["panels"]:
+        assert panel["datasource"]["uid"] == uid, panel["title"]

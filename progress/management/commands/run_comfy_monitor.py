@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from progress import metrics, metrics_http
 from progress.monitor import build_monitor
 
 log = logging.getLogger("lockngen.monitor")
@@ -21,15 +22,33 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--url", default=None, help="ComfyUI base URL (default COMFYUI_URL)")
         parser.add_argument("--client-id", default=None, help="default COMFYUI_CLIENT_ID")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="serve Prometheus metrics on this port (off by default; bearer "
+            "LOCKNGEN_METRICS_TOKEN)",
+        )
+        parser.add_argument("--metrics-host", default="127.0.0.1", help="default 127.0.0.1")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        asyncio.run(self._main(options["url"] or settings.COMFYUI_URL, options["client_id"]))
+        url = options["url"] or settings.COMFYUI_URL
+        metrics_at = (options["metrics_host"], options["metrics_port"])
+        asyncio.run(self._main(url, options["client_id"], metrics_at))
 
-    async def _main(self, url: str, client_id: str | None) -> None:
+    async def _main(self, url: str, client_id: str | None, metrics_at: tuple[str, Any]) -> None:
         monitor = build_monitor(url, client_id)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, monitor.stop)
+        host, port = metrics_at
+        runner = None
+        if port is not None:
+            runner = await metrics_http.serve(metrics.MONITOR, host, port, settings.METRICS_TOKEN)
         log.info("monitor watching %s as clientId %s", monitor.comfy_url, monitor.client_id)
-        await monitor.run()
+        try:
+            await monitor.run()
+        finally:
+            if runner is not None:
+                await runner.cleanup()
         log.info("monitor stopped")
