@@ -9,8 +9,8 @@ process label costs nothing on the hot path.
 Hot paths (a message to each of 1,000 sockets) add to plain ints (``Tally``), read at
 scrape time: a prometheus-client ``Counter.inc`` takes a lock, about 1 µs per call.
 
-For streams to come: SSE calls ``stream_opened(stream, "sse")``/``stream_closed`` and adds
-to ``DELIVERED.child("sse", "live")``; the webhook sender calls ``webhook_delivered(result)``.
+SSE streams call ``stream_opened(stream, "sse")``/``stream_closed`` and add to
+``DELIVERED_SSE``; webhook deliveries are counted from the outbox, like finished generations.
 """
 
 from __future__ import annotations
@@ -123,13 +123,20 @@ class _ProcessLabelled(Collector):
                 yield family
 
 
-class GenerationsFinished(Collector):
-    """``lockngen_generations_finished_total{status}``: one grouped COUNT over the database,
-    cached for a few seconds (several scrapers, several replicas)."""
+class DatabaseCounts(Collector):
+    """A counter read from the database with one grouped COUNT, cached for a few seconds
+    (several scrapers, several replicas): the same on every process."""
 
-    STATUSES = ("completed", "failed", "cancelled")
-
-    def __init__(self, count: Callable[[], dict[str, int]], ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        values: tuple[str, ...],
+        count: Callable[[], dict[str, int]],
+        ttl: float = 5.0,
+    ) -> None:
+        self.name, self.documentation, self.label, self.values = name, documentation, label, values
         self.count, self.ttl = count, ttl
         self.cached: dict[str, int] | None = None
         self.at = -float("inf")
@@ -143,33 +150,66 @@ class GenerationsFinished(Collector):
             try:
                 self.cached, self.at = self.count(), now
             except Exception:  # the database is away: no number rather than a wrong one
-                log.warning("cannot count finished generations", exc_info=True)
+                log.warning("cannot count %s", self.name, exc_info=True)
                 return
         yield self._family(self.cached)
 
     def _family(self, counts: dict[str, int]) -> Metric:
-        family = CounterMetricFamily(
-            "lockngen_generations_finished",
-            "Generations that ended, by status (from the database: the same on every process)",
-            labels=["status"],
-        )
-        for status in self.STATUSES:
-            family.add_metric([status], counts.get(status, 0))
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value in self.values:
+            family.add_metric([value], counts.get(value, 0))
         return family
 
 
-def count_finished() -> dict[str, int]:
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
+# A delivery ends delivered (a 2xx) or failed (given up: a 4xx not retried, or 24 h).
+DELIVERY_RESULTS = ("delivered", "failed")
+
+
+def _grouped_count(model: Any, field: str, values: tuple[str, ...]) -> dict[str, int]:
     from django.db.models import Count
 
-    from lockngen.models import Generation
-
     rows = (
-        Generation.objects.filter(status__in=GenerationsFinished.STATUSES)
-        .values("status")
-        .annotate(n=Count("id"))
+        model.objects.filter(**{f"{field}__in": values})
+        .values(field)
+        .annotate(n=Count("pk"))
         .order_by()
     )
-    return {row["status"]: row["n"] for row in rows}
+    return {row[field]: row["n"] for row in rows}
+
+
+def count_finished() -> dict[str, int]:
+    from lockngen.models import Generation
+
+    return _grouped_count(Generation, "status", FINISHED_STATUSES)
+
+
+def count_deliveries() -> dict[str, int]:
+    from lockngen.models import WebhookDelivery
+
+    return _grouped_count(WebhookDelivery, "state", DELIVERY_RESULTS)
+
+
+def generations_finished(**kwargs: Any) -> DatabaseCounts:
+    return DatabaseCounts(
+        "lockngen_generations_finished",
+        "Generations that ended, by status (from the database: the same on every process)",
+        "status",
+        FINISHED_STATUSES,
+        kwargs.pop("count", count_finished),
+        **kwargs,
+    )
+
+
+def webhook_deliveries(**kwargs: Any) -> DatabaseCounts:
+    return DatabaseCounts(
+        "lockngen_webhook_deliveries",
+        "Webhook deliveries that ended, by result (from the outbox: the same on every process)",
+        "result",
+        DELIVERY_RESULTS,
+        kwargs.pop("count", count_deliveries),
+        **kwargs,
+    )
 
 
 # --------------------------------------------------------------------------- the web side
@@ -186,6 +226,8 @@ _web.register(DELIVERED)
 DELIVERED_LIVE = DELIVERED.child("websocket", "live")
 DELIVERED_REPLAY = DELIVERED.child("websocket", "replay")
 DELIVERED_SNAPSHOT = DELIVERED.child("websocket", "snapshot")
+# Server-Sent Events: every frame of a stream (opening snapshot or replay, then live).
+DELIVERED_SSE = DELIVERED.child("sse", "live")
 DELIVERY_LAG = Histogram(
     "lockngen_delivery_lag_seconds",
     "From the monitor receiving ComfyUI's frame to this process handing the message to its "
@@ -193,16 +235,6 @@ DELIVERY_LAG = Histogram(
     buckets=LAG_BUCKETS,
     registry=_web,
 )
-# 0 until webhooks exist: the webhook sender (another branch) calls ``webhook_delivered``.
-WEBHOOK_DELIVERIES = Counter(
-    "lockngen_webhook_deliveries",
-    "Webhook deliveries by result (0 until webhooks exist)",
-    ["result"],
-    registry=_web,
-)
-for _result in ("delivered", "failed"):
-    WEBHOOK_DELIVERIES.labels(_result)
-
 # --------------------------------------------------------------------------- the monitor
 
 _monitor = CollectorRegistry()
@@ -243,7 +275,8 @@ def _exposed(*registries: CollectorRegistry, finished: bool) -> CollectorRegistr
     exposed = CollectorRegistry()
     exposed.register(_ProcessLabelled(*registries, _process))
     if finished:
-        exposed.register(GenerationsFinished(count_finished))
+        exposed.register(generations_finished())
+        exposed.register(webhook_deliveries())
     return exposed
 
 
@@ -267,11 +300,6 @@ def observe_lag(event: dict[str, Any]) -> None:
     received_at = event.get("received_at")
     if isinstance(received_at, float):
         DELIVERY_LAG.observe(max(0.0, time.time() - received_at))
-
-
-def webhook_delivered(result: str) -> None:
-    """For the webhook sender: one delivery ended with ``result`` ("delivered", "failed")."""
-    WEBHOOK_DELIVERIES.labels(result).inc()
 
 
 class FirstPreviewClock:

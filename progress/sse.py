@@ -25,6 +25,7 @@ from lockngen.access import ACCESS_CHANGED, Identity, Viewer, check_access
 from lockngen.auth import identify
 from lockngen.models import TERMINAL_STATUSES
 from progress import messages as m
+from progress import metrics
 from progress.fanout import fanout
 from progress.groups import access_group, firehose_group, generation_group
 from progress.resume import catch_up
@@ -112,6 +113,7 @@ class Stream:
         if self.closed:
             return
         self.closed = True
+        metrics.stream_closed(self, "sse")
         for group in self.groups:
             await fanout().leave(group, self)
         await local_sockets().release(self)
@@ -167,9 +169,11 @@ class Stream:
 
 async def _events(stream: Stream, opening: list[bytes]) -> AsyncIterator[bytes]:
     stream.started = True
+    metrics.stream_opened(stream, "sse")
     keepalive = settings.LOCKNGEN["SSE_KEEPALIVE_SECONDS"]
     try:
         for chunk in opening:
+            metrics.DELIVERED_SSE.value += 1
             yield chunk
         while not stream.finished:
             if stream.end_reason is not None:
@@ -182,6 +186,7 @@ async def _events(stream: Stream, opening: list[bytes]) -> AsyncIterator[bytes]:
                 continue
             chunk = await stream.handle(item)
             if chunk is not None:
+                metrics.DELIVERED_SSE.value += 1
                 yield chunk
     finally:
         await stream.close()
