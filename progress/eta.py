@@ -30,6 +30,8 @@ RECENT_RUNS = 20
 MAX_WEIGHT = 10
 # How far a power law fitted across sizes may bend (per-step time vs. pixels).
 SLOPE_RANGE = (0.3, 2.0)
+LEAD_SLOPE_RANGE = (0.0, 2.0)  # a loader's time does not grow with the image at all
+FINISH = "(finish)"  # a run's time outside its nodes, keyed by the graph's largest latent
 
 
 def is_link(value: Any) -> bool:
@@ -123,6 +125,12 @@ def node_work(graph: dict[str, Any], node_id: str) -> NodeWork:
     )
 
 
+def finish_work(graph: dict[str, Any]) -> NodeWork:
+    """The pseudo-node of a run's time outside its nodes (saving, downloading its images)."""
+    works = [w for w in (node_work(graph, n).work for n in graph) if w]
+    return NodeWork(klass=FINISH, family=FINISH, steps=None, work=max(works, default=None))
+
+
 def signatures(graph: dict[str, Any]) -> dict[str, str]:
     """A content hash per node (class + inputs, links by the upstream hash): equal hashes in
     consecutive prompts mean ComfyUI's cache will skip the node."""
@@ -185,23 +193,36 @@ class RunTiming:
     duration: float  # from start to our terminal message
 
 
-def _fit(points: list[tuple[float, float, int]], work: float) -> float | None:
-    """Value at ``work`` from (work, value, weight) points: nearest point, bent by a slope
-    fitted in log-log space (1 when there is a single size)."""
+def _fit(
+    points: list[tuple[float, float, int]], work: float, slopes: tuple[float, float]
+) -> float | None:
+    """Value at ``work`` from (work, value, weight) points: the nearest point, bent by a slope
+    fitted in log-log space (1 when there is a single size), within ``slopes``."""
     usable = [(math.log(w), math.log(v), n) for w, v, n in points if w > 0 and v > 0]
     if not usable:
         return None
     x = math.log(work)
     near = min(usable, key=lambda p: abs(p[0] - x))
-    slope = 1.0
+    slope = min(max(1.0, slopes[0]), slopes[1])
     if len({p[0] for p in usable}) >= 2:
         total = sum(n for _, _, n in usable)
         mx = sum(a * n for a, _, n in usable) / total
         my = sum(b * n for _, b, n in usable) / total
         sxx = sum(n * (a - mx) ** 2 for a, _, n in usable)
         sxy = sum(n * (a - mx) * (b - my) for a, b, n in usable)
-        slope = min(max(sxy / sxx, SLOPE_RANGE[0]), SLOPE_RANGE[1])
+        slope = min(max(sxy / sxx, slopes[0]), slopes[1])
     return math.exp(near[1] + slope * (x - near[0]))
+
+
+def _sized(
+    similar: list[tuple[float | None, Stat]], work: int | None, value: str, slopes: tuple
+) -> float:
+    """``value`` ("per_step" or "lead") at ``work`` from similar keys, fitted across sizes."""
+    sized = [(w, getattr(s, value), s.weight) for w, s in similar if w is not None]
+    fitted = _fit(sized, work, slopes) if work and sized else None
+    if fitted is not None:
+        return fitted
+    return _mean((getattr(s, value), s.weight) for _, s in similar) or 0.0
 
 
 def _mean(values: Iterable[tuple[float, int]]) -> float | None:
@@ -239,6 +260,12 @@ class EtaModel:
                 stat.add(per_step, lead)
             changed.append(work.key)
         outside = max(0.0, run.duration - sum(t.seconds for t in run.nodes))
+        finish = finish_work(run.graph)
+        if finish.key in self.stats:
+            self.stats[finish.key].add(0.0, outside)
+        else:
+            self.stats[finish.key] = Stat(0.0, outside)
+        changed.append(finish.key)
         self.overhead += (outside - self.overhead) * (0.25 if self.recent else 1.0)
         self.recent = [*self.recent, run.duration][-RECENT_RUNS:]
         return changed
@@ -248,13 +275,22 @@ class EtaModel:
     def recent_average(self) -> float | None:
         return sum(self.recent) / len(self.recent) if self.recent else None
 
-    def _similar(self, work: NodeWork, by_family: bool) -> list[tuple[float | None, Stat]]:
-        found = []
+    def _similar(self, work: NodeWork) -> list[tuple[float | None, Stat]]:
+        """Keys of the same class whose families share the most cost inputs with ``work``'s
+        (the same family at other sizes first; then, say, another checkpoint)."""
+        mine = set(work.family.split("|")[1:])
+        best, found = -1, []
         for key, stat in self.stats.items():
             family, _, size = key.rpartition("#")
-            same = family == work.family if by_family else family.split("|")[0] == work.klass
-            if same:
-                found.append((None if size == "None" else float(size), stat))
+            klass, *parts = family.split("|")
+            if klass != work.klass:
+                continue
+            score = len(mine.intersection(parts)) - (0 if family == work.family else 0.5)
+            entry = (None if size == "None" else float(size), stat)
+            if score > best:
+                best, found = score, [entry]
+            elif score == best:
+                found.append(entry)
         return found
 
     def rates(self, work: NodeWork) -> tuple[float, float] | None:
@@ -262,17 +298,11 @@ class EtaModel:
         exact = self.stats.get(work.key)
         if exact is not None:
             return exact.per_step, exact.lead
-        for by_family in (True, False):
-            similar = self._similar(work, by_family)
-            if not similar:
-                continue
-            lead = _mean((s.lead, s.weight) for _, s in similar) or 0.0
-            sized = [(w, s.per_step, s.weight) for w, s in similar if w is not None]
-            per_step = _fit(sized, work.work) if work.work and sized else None
-            if per_step is None:
-                per_step = _mean((s.per_step, s.weight) for _, s in similar) or 0.0
-            return per_step, lead
-        return None
+        similar = self._similar(work)
+        if not similar:
+            return None
+        per_step = _sized(similar, work.work, "per_step", SLOPE_RANGE)
+        return per_step, _sized(similar, work.work, "lead", LEAD_SLOPE_RANGE)
 
     def node_seconds(self, graph: dict[str, Any], node_id: str) -> float | None:
         work = node_work(graph, node_id)
@@ -285,7 +315,8 @@ class EtaModel:
         self, graph: dict[str, Any], skip: set[str] | frozenset[str] = frozenset()
     ) -> float | None:
         """A whole run of ``graph`` (``skip``: nodes cached or done); None if any is unknown."""
-        total = self.overhead
+        finish = self.rates(finish_work(graph))
+        total = finish[1] if finish is not None else self.overhead
         for node_id in graph:
             if node_id in skip:
                 continue

@@ -63,6 +63,9 @@ class EtaBoard:
         self.clocks: dict[str, RunClock] = {}
         self.queue = QueueView()
         self.seen_running: dict[str, float] = {}  # prompt id -> first seen running in /queue
+        # The graph run last on the backend: ComfyUI's cache holds its outputs, so the next
+        # prompt's nodes with the same inputs will not run.
+        self.last_ran: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ feeding
 
@@ -81,8 +84,11 @@ class EtaBoard:
             return
         if isinstance(event, p.ExecutionStart):
             clock.started_at, clock.saw_start = now, True
+            # Until ``execution_cached`` says which, assume what the last run left.
+            clock.cached = cached_after(clock.graph, self.last_ran)
+            self.last_ran = clock.graph
         elif isinstance(event, p.ExecutionCached):
-            clock.cached.update(event.nodes)
+            clock.cached = set(event.nodes)
         elif isinstance(event, p.Executing):
             clock.close_node(now)
             if event.node is not None:
@@ -115,6 +121,8 @@ class EtaBoard:
         self, running: list[str], pending: list[str], graphs: dict[str, dict[str, Any]], now: float
     ) -> None:
         for prompt_id in running:
+            if prompt_id not in self.seen_running and prompt_id not in self.clocks:
+                self.last_ran = graphs.get(prompt_id, self.last_ran)  # another client's
             self.seen_running.setdefault(prompt_id, now)
         for prompt_id in list(self.seen_running):
             if prompt_id not in running:

@@ -239,8 +239,9 @@ class Monitor:
             if item is _CLOSED:
                 log.warning("ComfyUI connection lost")
                 return
-            opcode, data = item
-            await self._guard(self.on_frame(data, binary=opcode == websocket.ABNF.OPCODE_BINARY))
+            opcode, data, received_at = item
+            binary = opcode == websocket.ABNF.OPCODE_BINARY
+            await self._guard(self.on_frame(data, binary=binary, received_at=received_at))
 
     async def _guard(self, work: Any) -> None:
         """Nothing ComfyUI sends, and no failed write, may kill the monitor."""
@@ -253,7 +254,9 @@ class Monitor:
 
     # ------------------------------------------------------------------ frames
 
-    async def on_frame(self, data: str | bytes, *, binary: bool) -> None:
+    async def on_frame(
+        self, data: str | bytes, *, binary: bool, received_at: float | None = None
+    ) -> None:
         try:
             event = p.decode(data, binary=binary)
         except p.ProtocolError as exc:
@@ -271,7 +274,9 @@ class Monitor:
             await self._on_server_flags(event.flags)
         now = time.time()
         if not replay:  # the board first: the messages built below carry its estimates
-            self.eta.observe(prompt_id or self.tracker.running_prompt, event, now)
+            # Timed by arrival: a frame that waited behind a slow step is not a slow GPU.
+            at = min(received_at or now, now)
+            self.eta.observe(prompt_id or self.tracker.running_prompt, event, at)
         await self._apply(self.tracker.handle(event, now))
         if isinstance(event, p.Status) and event.sid is None:
             await self.refresh_queue()  # the queue changed: new generations, new positions
@@ -583,7 +588,7 @@ def _read_frames(ws: websocket.WebSocket, loop: asyncio.AbstractEventLoop, queue
                 except UnicodeDecodeError:
                     log.warning("skipping a text frame that is not UTF-8")
                     continue
-            loop.call_soon_threadsafe(queue.put_nowait, (opcode, data))
+            loop.call_soon_threadsafe(queue.put_nowait, (opcode, data, time.time()))
     except Exception as exc:  # noqa: BLE001 - any end of the socket ends the session
         log.debug("reader stops: %s", exc)
     finally:

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from progress import messages as m
 from progress.comfy import protocol as p
 from progress.comfy.answers import UnexpectedShape, read_queue
-from progress.eta import EtaModel, NodeTiming, RunTiming, cached_after, node_work, round_eta
+from progress.eta import (
+    EtaModel,
+    NodeTiming,
+    RunTiming,
+    cached_after,
+    finish_work,
+    node_work,
+    round_eta,
+)
 from progress.eta_board import EtaBoard
 from progress.tracker import GenerationState, Publish, Tracker
 from tests.workloads import txt2img
@@ -181,6 +189,16 @@ def test_nodes_the_previous_prompt_leaves_in_the_cache_are_predicted_cached() ->
     assert cached_after(first, None) == set()
 
 
+def test_a_started_run_assumes_the_cache_the_last_run_left_until_told() -> None:
+    board = learned(txt2img(seed=1))
+    graph = txt2img(seed=2)  # same checkpoint and prompts: only the latent and on run again
+    board.follow("r", graph, None)
+    board.observe("r", p.ExecutionStart("r"), 0.0)
+    assert board.clocks["r"].cached == {"1", "2", "3", "4"}
+    board.observe("r", p.ExecutionCached("r", ("1",)), 0.0)
+    assert board.clocks["r"].cached == {"1"}
+
+
 def test_a_run_not_seen_from_its_start_teaches_nothing() -> None:
     board = EtaBoard()
     board.follow("late", txt2img(), 5.0)  # a monitor restarted mid-run
@@ -254,5 +272,7 @@ def test_learning_reports_the_keys_it_changed() -> None:
     model = EtaModel()
     graph = txt2img()
     keys = model.learn(RunTiming(graph, (NodeTiming("5", 1.0, 0.05),), duration=1.2))
-    assert keys == [node_work(graph, "5").key]
+    assert keys == [node_work(graph, "5").key, finish_work(graph).key]
     assert model.overhead == pytest.approx(0.2) and model.recent == [1.2]
+    # The time outside the nodes (saving, downloads) is learned by the graph's largest latent.
+    assert model.stats[finish_work(graph).key].lead == pytest.approx(0.2)
