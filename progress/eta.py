@@ -127,8 +127,7 @@ def node_work(graph: dict[str, Any], node_id: str) -> NodeWork:
 
 def finish_work(graph: dict[str, Any]) -> NodeWork:
     """The pseudo-node of a run's time outside its nodes (saving, downloading its images)."""
-    works = [w for w in (node_work(graph, n).work for n in graph) if w]
-    return NodeWork(klass=FINISH, family=FINISH, steps=None, work=max(works, default=None))
+    return graph_works(graph)[FINISH]
 
 
 def signatures(graph: dict[str, Any]) -> dict[str, str]:
@@ -153,10 +152,22 @@ def signatures(graph: dict[str, Any]) -> dict[str, str]:
 
 def cached_after(graph: dict[str, Any], previous: dict[str, Any] | None) -> set[str]:
     """Nodes of ``graph`` that the prompt run just before it leaves in the cache."""
-    if not previous:
-        return set()
-    before = set(signatures(previous).values())
-    return {node_id for node_id, s in signatures(graph).items() if s in before}
+    return cached_between(signatures(graph), signatures(previous) if previous else {})
+
+
+def cached_between(now: dict[str, str], before: dict[str, str]) -> set[str]:
+    """The same with signatures already computed (see ``signatures``)."""
+    left = set(before.values())
+    return {node_id for node_id, s in now.items() if s in left}
+
+
+def graph_works(graph: dict[str, Any]) -> dict[str, NodeWork]:
+    """Every node's work, and the run's finishing time under ``FINISH``: what a graph's
+    estimate needs, computed once per graph by callers that estimate it often."""
+    works = {node_id: node_work(graph, node_id) for node_id in graph}
+    sizes = [w.work for w in works.values() if w.work]
+    works[FINISH] = NodeWork(klass=FINISH, family=FINISH, steps=None, work=max(sizes, default=None))
+    return works
 
 
 # --------------------------------------------------------------------------- statistics
@@ -239,11 +250,16 @@ class EtaModel:
     stats: dict[str, Stat] = field(default_factory=dict)
     recent: list[float] = field(default_factory=list)  # durations of the last runs
     overhead: float = 0.0  # a run's time outside its nodes (start, image downloads)
+    # rates() by key, until the next run is learned (estimates are asked for every message).
+    _rates: dict[str, tuple[float, float] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     # ------------------------------------------------------------------ learning
 
     def learn(self, run: RunTiming) -> list[str]:
         """Fold a finished run in; returns the keys it changed (for persisting)."""
+        self._rates.clear()
         changed = []
         for timing in run.nodes:
             work = node_work(run.graph, timing.node_id)
@@ -295,6 +311,11 @@ class EtaModel:
 
     def rates(self, work: NodeWork) -> tuple[float, float] | None:
         """(seconds per step, lead seconds) for a node, or None when nothing is known."""
+        if work.key not in self._rates:
+            self._rates[work.key] = self._find_rates(work)
+        return self._rates[work.key]
+
+    def _find_rates(self, work: NodeWork) -> tuple[float, float] | None:
         exact = self.stats.get(work.key)
         if exact is not None:
             return exact.per_step, exact.lead
@@ -305,30 +326,42 @@ class EtaModel:
         return per_step, _sized(similar, work.work, "lead", LEAD_SLOPE_RANGE)
 
     def node_seconds(self, graph: dict[str, Any], node_id: str) -> float | None:
-        work = node_work(graph, node_id)
+        return self.work_seconds(node_work(graph, node_id))
+
+    def work_seconds(self, work: NodeWork) -> float | None:
         rates = self.rates(work)
         if rates is None:
             return None
         return rates[1] + (work.steps or 0) * rates[0]
 
     def graph_seconds(
-        self, graph: dict[str, Any], skip: set[str] | frozenset[str] = frozenset()
+        self,
+        graph: dict[str, Any],
+        skip: set[str] | frozenset[str] = frozenset(),
+        works: dict[str, NodeWork] | None = None,
     ) -> float | None:
-        """A whole run of ``graph`` (``skip``: nodes cached or done); None if any is unknown."""
-        finish = self.rates(finish_work(graph))
+        """A whole run of ``graph`` (``skip``: nodes cached or done); None if any is unknown.
+        ``works``: ``graph_works(graph)``, when the caller keeps it."""
+        works = works if works is not None else graph_works(graph)
+        finish = self.rates(works[FINISH])
         total = finish[1] if finish is not None else self.overhead
-        for node_id in graph:
-            if node_id in skip:
+        for node_id, work in works.items():
+            if node_id in skip or node_id == FINISH:
                 continue
-            seconds = self.node_seconds(graph, node_id)
+            seconds = self.work_seconds(work)
             if seconds is None:
                 return None
             total += seconds
         return total
 
-    def graph_or_average(self, graph: dict[str, Any], skip: set[str] | None = None) -> float | None:
+    def graph_or_average(
+        self,
+        graph: dict[str, Any],
+        skip: set[str] | None = None,
+        works: dict[str, NodeWork] | None = None,
+    ) -> float | None:
         """The graph's estimate, or the backend's recent average for a graph it cannot do."""
-        seconds = self.graph_seconds(graph, skip or set())
+        seconds = self.graph_seconds(graph, skip or set(), works)
         return seconds if seconds is not None else self.recent_average()
 
     # ------------------------------------------------------------------ persisting

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from progress.comfy import protocol as p
-from progress.eta import EtaModel, NodeTiming, RunTiming, cached_after, node_work, round_eta
+from progress.eta import (
+    EtaModel,
+    NodeTiming,
+    NodeWork,
+    RunTiming,
+    cached_between,
+    graph_works,
+    round_eta,
+    signatures,
+)
 
 # The model's seconds-per-step counts as this many observed steps when blended with the
 # run's own rate: a couple of steps in, the run's own pace dominates.
@@ -66,6 +75,9 @@ class EtaBoard:
         # The graph run last on the backend: ComfyUI's cache holds its outputs, so the next
         # prompt's nodes with the same inputs will not run.
         self.last_ran: dict[str, Any] | None = None
+        # Per prompt id: its graph, the graph's works and node signatures (estimates are asked
+        # for every message; a graph is read once).
+        self._known: dict[str, tuple[dict[str, Any], dict[str, NodeWork], dict[str, str]]] = {}
 
     # ------------------------------------------------------------------ feeding
 
@@ -76,6 +88,7 @@ class EtaBoard:
 
     def forget(self, prompt_id: str) -> None:
         self.clocks.pop(prompt_id, None)
+        self._known.pop(prompt_id, None)
 
     def observe(self, prompt_id: str | None, event: p.Event, now: float) -> None:
         """An event of one of our prompts (ids already resolved as the tracker does)."""
@@ -85,7 +98,8 @@ class EtaBoard:
         if isinstance(event, p.ExecutionStart):
             clock.started_at, clock.saw_start = now, True
             # Until ``execution_cached`` says which, assume what the last run left.
-            clock.cached = cached_after(clock.graph, self.last_ran)
+            before = signatures(self.last_ran) if self.last_ran else {}
+            clock.cached = cached_between(self._read(prompt_id, clock.graph)[1], before)
             self.last_ran = clock.graph
         elif isinstance(event, p.ExecutionCached):
             clock.cached = set(event.nodes)
@@ -111,6 +125,7 @@ class EtaBoard:
     def finish(self, prompt_id: str, now: float) -> list[str]:
         """Our prompt completed: learn from it (when seen whole); returns the changed keys."""
         clock = self.clocks.pop(prompt_id, None)
+        self._known.pop(prompt_id, None)
         if clock is None or not clock.saw_start or clock.started_at is None:
             return []
         clock.close_node(now)
@@ -128,6 +143,16 @@ class EtaBoard:
             if prompt_id not in running:
                 del self.seen_running[prompt_id]
         self.queue = QueueView(list(running), list(pending), dict(graphs))
+        for prompt_id in set(self._known) - set(graphs) - set(self.clocks):
+            del self._known[prompt_id]
+
+    def _read(self, prompt_id: str, graph: dict[str, Any]) -> tuple[dict[str, NodeWork], dict]:
+        """(works, signatures) of a prompt's graph, read once per graph."""
+        known = self._known.get(prompt_id)
+        if known is None or known[0] is not graph:
+            known = (graph, graph_works(graph), signatures(graph))
+            self._known[prompt_id] = known
+        return known[1], known[2]
 
     # ------------------------------------------------------------------ estimating
 
@@ -154,8 +179,10 @@ class EtaBoard:
         clock = self.clocks.get(prompt_id)
         if clock is None or (clock.started_at is None and started_at is None):
             return self._foreign_remaining(prompt_id, now)
-        current = self._current_node_left(clock, now)
-        rest = self.model.graph_seconds(clock.graph, clock.skipped() | {clock.node_id or ""})
+        current = self._current_node_left(prompt_id, clock, now)
+        works, _ = self._read(prompt_id, clock.graph)
+        skip = clock.skipped() | {clock.node_id or ""}
+        rest = self.model.graph_seconds(clock.graph, skip, works)
         if rest is not None and current is not None:
             return rest + current
         average = self.model.recent_average()
@@ -164,10 +191,12 @@ class EtaBoard:
         started = clock.started_at if clock.started_at is not None else started_at
         return max(average - (now - (started or now)), current or 0.0)
 
-    def _current_node_left(self, clock: RunClock, now: float) -> float | None:
+    def _current_node_left(self, prompt_id: str, clock: RunClock, now: float) -> float | None:
         if clock.node_id is None or clock.node_started is None:
             return 0.0
-        work = node_work(clock.graph, clock.node_id)
+        work = self._read(prompt_id, clock.graph)[0].get(clock.node_id)
+        if work is None:
+            return None
         rates = self.model.rates(work)
         steps = work.steps or (int(clock.step_max) if clock.step_max else None)
         if steps and clock.last_step is not None:
@@ -192,7 +221,10 @@ class EtaBoard:
 
     def _foreign_remaining(self, prompt_id: str, now: float) -> float | None:
         graph = self.queue.graphs.get(prompt_id)
-        total = self.model.graph_or_average(graph) if graph else self.model.recent_average()
+        if graph is None:
+            total = self.model.recent_average()
+        else:
+            total = self.model.graph_or_average(graph, None, self._read(prompt_id, graph)[0])
         if total is None:
             return None
         return max(0.0, total - (now - self.seen_running.get(prompt_id, now)))
@@ -204,20 +236,22 @@ class EtaBoard:
         if prompt_id not in self.queue.pending:
             return None, None
         wait: float | None = 0.0
-        previous: dict[str, Any] | None = None
+        previous: dict[str, str] = {}  # signatures of the prompt before
         for running in self.queue.running:
             left = self.remaining(running, now)
             wait = None if wait is None or left is None else wait + left
-            previous = self._graph(running)
+            graph = self._graph(running)
+            previous = self._read(running, graph)[1] if graph else {}
         for pending in self.queue.pending:
             graph = self._graph(pending)
-            skip = cached_after(graph, previous) if graph else set()
-            own = self.model.graph_or_average(graph, skip) if graph else None
+            works, sigs = self._read(pending, graph) if graph is not None else ({}, {})
+            skip = cached_between(sigs, previous)
+            own = self.model.graph_or_average(graph, skip, works) if graph is not None else None
             own = own if own is not None else self.model.recent_average()
+            previous = sigs
             if pending == prompt_id:
                 return wait, own
             wait = None if wait is None or own is None else wait + own
-            previous = graph
         return None, None
 
     def _graph(self, prompt_id: str) -> dict[str, Any] | None:
