@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import api_create, log_in, make_user, wait_api
+from tests.browser.conftest import api_create, log_in, make_user, screenshot, wait_api
 from tests.integration.clients import slow_noise
 
 pytestmark = pytest.mark.integration
@@ -53,6 +53,7 @@ def test_time_left_time_to_start_title_and_notifications(live, new_context) -> N
     expect(page).to_have_title(re.compile(r"^\d{1,2}% · LockN Gen$"))
     icon = page.locator('link[rel="icon"]')
     expect(icon).to_have_attribute("href", re.compile(r"^data:image/png;base64,"))
+    screenshot(page, "eta-running-and-queued")
 
     # Opt in; then the tab is hidden while both end (the second one fails).
     page.get_by_role("button", name="Notify me").click()
