@@ -14,7 +14,8 @@ For each measured generation, at 10 %, 25 %, 50 % and 75 % of its actual run (fr
 remaining time is compared with the actual one, and at submission (the first message that
 carries a queue position) the predicted wait with the actual wait (for waits of 1 s or more):
 - LockN Gen: the latest message's ``etaSeconds`` (``startsInSeconds`` for the wait), minus the
-  time since it arrived (what the gallery shows);
+  time since it was made (its timestamp, on the client's clock by the least delay seen), as
+  the gallery counts down;
 - ComfyUI frontend: the mean of the last 20 run durations x jobs ahead, minus the elapsed time
   (durations of our own runs: the other client's are not visible to it either);
 - A1111: elapsed / progress - elapsed (no queue estimate).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import sys
@@ -33,6 +35,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +136,20 @@ def start_stack(log_dir: Path, seed: int) -> tuple[dict[str, str], list[Proc]]:
     return urls, [monitor, web, sim]
 
 
+def server_time(msg: dict[str, Any]) -> float:
+    stamp = datetime.strptime(msg["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp.replace(tzinfo=UTC).timestamp()
+
+
 async def record(ws: aiohttp.ClientWebSocketResponse, by_id: dict[str, Generation]) -> None:
+    """Every message with its arrival time, and when it was made on the client's clock (its
+    timestamp shifted by the least delay seen so far), as the gallery counts down from."""
+    offset = math.inf
     async for frame in ws:
         now = time.time()
         msg = json.loads(frame.data)
+        offset = min(offset, now - server_time(msg))
+        msg["madeAt"] = server_time(msg) + offset
         gen = by_id.get(msg.get("generationId", ""))
         if gen is not None:
             gen.messages.append((now, msg))
@@ -201,7 +214,7 @@ def comfy_mean(gens: list[Generation], at: float) -> float | None:
 def lockn_left(gen: Generation, at: float, field_name: str) -> float | None:
     latest = gen.latest(at)
     value = latest[1]["data"].get(field_name) if latest else None
-    return None if value is None else max(0.0, value - (at - latest[0]))
+    return None if value is None else max(0.0, value - (at - latest[1]["madeAt"]))
 
 
 def a1111_left(gen: Generation, at: float) -> float | None:
@@ -238,7 +251,7 @@ def score_wait(gen: Generation, gens: list[Generation]) -> tuple[float, float] |
     elapsed = at - max(moments) if moments else 0.0
     mean = comfy_mean(gens, at)
     comfy = None if mean is None else max(0.0, mean * ahead - elapsed)
-    return error(msg["data"].get("startsInSeconds"), actual), error(comfy, actual)
+    return error(lockn_left(gen, at, "startsInSeconds"), actual), error(comfy, actual)
 
 
 def mape(values: list[float]) -> float:

@@ -364,6 +364,18 @@
   const NOTIFY_KEY = "lockngen.notify";
   const notifyButton = $("#notify-toggle");
   let shownIconPercent = null;
+  // This browser's clock minus the server's, plus the least delivery delay seen so far.
+  let clockOffsetMs = Infinity;
+
+  /** When, on this browser's clock, the server built a message: its timestamp shifted by the
+   * smallest arrival delay seen, so an estimate that arrived late counts down from when it was
+   * made, not from when it came. */
+  function madeAt(message) {
+    const sent = parseTime(message.timestamp);
+    if (sent == null) return Date.now();
+    clockOffsetMs = Math.min(clockOffsetMs, Date.now() - sent);
+    return sent + clockOffsetMs;
+  }
 
   /** Estimates are rough and say so: "~12 s", "~3 min". */
   function formatEta(seconds) {
@@ -495,7 +507,7 @@
     const data = message.data && typeof message.data === "object" ? message.data : {};
     const wasActive = ACTIVE.has(card.gen.status);
     card.gen = { ...card.gen, ...data, seq };
-    card.etaAt = Date.now();
+    card.etaAt = madeAt(message);
     if (!ACTIVE.has(card.gen.status) && !card.gen.finishedAt && message.timestamp) {
       card.gen.finishedAt = message.timestamp;
     }
