@@ -188,6 +188,9 @@ class Stat:
         self.lead += share * (lead - self.lead)
 
 
+Similar = tuple[str, "float | None", Stat]  # (family, work, statistics) of one learned key
+
+
 @dataclass(frozen=True)
 class NodeTiming:
     """One node of a finished run: how long it took and its observed step rate."""
@@ -204,36 +207,40 @@ class RunTiming:
     duration: float  # from start to our terminal message
 
 
-def _fit(
-    points: list[tuple[float, float, int]], work: float, slopes: tuple[float, float]
-) -> float | None:
-    """Value at ``work`` from (work, value, weight) points: the nearest point, bent by a slope
-    fitted in log-log space (1 when there is a single size), within ``slopes``."""
-    usable = [(math.log(w), math.log(v), n) for w, v, n in points if w > 0 and v > 0]
-    if not usable:
+def _slope(points: list[tuple[float, float, int]]) -> float | None:
+    """Weighted least-squares slope of (log work, log value, weight) points, if it has one."""
+    if len({x for x, _, _ in points}) < 2:
         return None
+    total = sum(n for _, _, n in points)
+    mx = sum(x * n for x, _, n in points) / total
+    my = sum(y * n for _, y, n in points) / total
+    sxx = sum(n * (x - mx) ** 2 for x, _, n in points)
+    return sum(n * (x - mx) * (y - my) for x, y, n in points) / sxx
+
+
+def _logs(similar: list[Similar], value: str) -> list[tuple[str, float, float, int]]:
+    """(family, log work, log value, weight) of the sized keys with a positive ``value``."""
+    found = []
+    for family, work, stat in similar:
+        amount = getattr(stat, value)
+        if work and amount > 0:
+            found.append((family, math.log(work), math.log(amount), stat.weight))
+    return found
+
+
+def _sized(similar: list[Similar], work: int | None, value: str, slope: float) -> float:
+    """``value`` ("per_step" or "lead") at ``work`` from similar keys: from the nearest size
+    when they are one family, else the weighted geometric mean of every key's value, each
+    carried to ``work`` along ``slope`` (a mix of families: no one of them is the anchor)."""
+    points = _logs(similar, value)
+    if not work or not points:
+        return _mean((getattr(s, value), s.weight) for _, _, s in similar) or 0.0
     x = math.log(work)
-    near = min(usable, key=lambda p: abs(p[0] - x))
-    slope = min(max(1.0, slopes[0]), slopes[1])
-    if len({p[0] for p in usable}) >= 2:
-        total = sum(n for _, _, n in usable)
-        mx = sum(a * n for a, _, n in usable) / total
-        my = sum(b * n for _, b, n in usable) / total
-        sxx = sum(n * (a - mx) ** 2 for a, _, n in usable)
-        sxy = sum(n * (a - mx) * (b - my) for a, b, n in usable)
-        slope = min(max(sxy / sxx, slopes[0]), slopes[1])
-    return math.exp(near[1] + slope * (x - near[0]))
-
-
-def _sized(
-    similar: list[tuple[float | None, Stat]], work: int | None, value: str, slopes: tuple
-) -> float:
-    """``value`` ("per_step" or "lead") at ``work`` from similar keys, fitted across sizes."""
-    sized = [(w, getattr(s, value), s.weight) for w, s in similar if w is not None]
-    fitted = _fit(sized, work, slopes) if work and sized else None
-    if fitted is not None:
-        return fitted
-    return _mean((getattr(s, value), s.weight) for _, s in similar) or 0.0
+    if len({family for family, *_ in points}) == 1:
+        _, x0, y0, _ = min(points, key=lambda p: abs(p[1] - x))
+        return math.exp(y0 + slope * (x - x0))
+    total = sum(n for *_, n in points)
+    return math.exp(sum(n * (y + slope * (x - x0)) for _, x0, y, n in points) / total)
 
 
 def _mean(values: Iterable[tuple[float, int]]) -> float | None:
@@ -291,23 +298,41 @@ class EtaModel:
     def recent_average(self) -> float | None:
         return sum(self.recent) / len(self.recent) if self.recent else None
 
-    def _similar(self, work: NodeWork) -> list[tuple[float | None, Stat]]:
+    def _similar(self, work: NodeWork) -> list[Similar]:
         """Keys of the same class whose families share the most cost inputs with ``work``'s
         (the same family at other sizes first; then, say, another checkpoint)."""
         mine = set(work.family.split("|")[1:])
-        best, found = -1, []
+        best, found = -1.0, []
         for key, stat in self.stats.items():
             family, _, size = key.rpartition("#")
             klass, *parts = family.split("|")
             if klass != work.klass:
                 continue
             score = len(mine.intersection(parts)) - (0 if family == work.family else 0.5)
-            entry = (None if size == "None" else float(size), stat)
+            entry = (family, None if size == "None" else float(size), stat)
             if score > best:
                 best, found = score, [entry]
             elif score == best:
                 found.append(entry)
         return found
+
+    def class_slope(self, klass: str, value: str, bounds: tuple[float, float]) -> float:
+        """How ``value`` grows with the latent for a class: the weighted mean of each family's
+        own log-log slope (the GPU's scaling is shared, families differ in level); 1 when no
+        family has two sizes yet."""
+        families: dict[str, list[Similar]] = {}
+        for key, stat in self.stats.items():
+            family, _, size = key.rpartition("#")
+            if family.split("|")[0] == klass and size != "None":
+                families.setdefault(family, []).append((family, float(size), stat))
+        slopes = []
+        for entries in families.values():
+            points = [(x, y, n) for _, x, y, n in _logs(entries, value)]
+            slope = _slope(points)
+            if slope is not None:
+                slopes.append((slope, sum(n for *_, n in points)))
+        pooled = _mean(slopes)
+        return min(max(1.0 if pooled is None else pooled, bounds[0]), bounds[1])
 
     def rates(self, work: NodeWork) -> tuple[float, float] | None:
         """(seconds per step, lead seconds) for a node, or None when nothing is known."""
@@ -322,8 +347,10 @@ class EtaModel:
         similar = self._similar(work)
         if not similar:
             return None
-        per_step = _sized(similar, work.work, "per_step", SLOPE_RANGE)
-        return per_step, _sized(similar, work.work, "lead", LEAD_SLOPE_RANGE)
+        step_slope = self.class_slope(work.klass, "per_step", SLOPE_RANGE)
+        lead_slope = self.class_slope(work.klass, "lead", LEAD_SLOPE_RANGE)
+        per_step = _sized(similar, work.work, "per_step", step_slope)
+        return per_step, _sized(similar, work.work, "lead", lead_slope)
 
     def node_seconds(self, graph: dict[str, Any], node_id: str) -> float | None:
         return self.work_seconds(node_work(graph, node_id))

@@ -276,3 +276,16 @@ def test_learning_reports_the_keys_it_changed() -> None:
     assert model.overhead == pytest.approx(0.2) and model.recent == [1.2]
     # The time outside the nodes (saving, downloads) is learned by the graph's largest latent.
     assert model.stats[finish_work(graph).key].lead == pytest.approx(0.2)
+
+
+def test_an_unseen_family_takes_the_classes_size_scaling_not_a_straight_line() -> None:
+    # euler at two sizes teaches how a step grows with the latent; dpmpp_sde seen at one size.
+    board = learned(
+        txt2img(width=512, height=512),
+        txt2img(width=1024, height=1024),
+        txt2img(width=512, height=512, sampler="dpmpp_sde"),
+    )
+    unseen = txt2img(width=1024, height=1024, sampler="dpmpp_sde", checkpoint="other.safetensors")
+    assert board.model.node_seconds(unseen, "5") == pytest.approx(
+        20 * step_seconds(1024 * 1024), rel=0.05
+    )
