@@ -38,6 +38,8 @@ class GenerationData(TypedDict):
     images: list[str]
     queuePosition: int | None
     activity: str | None  # the running node's activity before steps ("loading"), newer servers
+    etaSeconds: float | None  # until it completes (a queued one: its wait included)
+    startsInSeconds: float | None  # until a queued one starts; None once running
 
 
 class Message(TypedDict):

@@ -23,11 +23,12 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from lockngen.install import comfyui_client_id
+from progress import eta_store, metrics, rows
 from progress import messages as m
-from progress import metrics, rows
 from progress.comfy import protocol as p
 from progress.comfy.answers import Outcome, QueueSnapshot, UnexpectedShape
 from progress.comfy.client import ComfyClient, ComfyUnavailable, ServerInfo
+from progress.eta_board import EtaBoard
 from progress.publisher import FRAME_RECEIVED_AT, Publisher
 from progress.reconcile import UNREADABLE, Doubt, Sighting, Verdict, decide, from_answers, from_job
 from progress.store import async_redis
@@ -102,6 +103,7 @@ class Monitor:
         stale_seconds: float = 900.0,
         resync_seconds: float = 60.0,
         max_run_seconds: float = 0.0,
+        eta: EtaBoard | None = None,
     ) -> None:
         self.comfy_url = comfy_url
         self.client_id = client_id
@@ -113,6 +115,10 @@ class Monitor:
         self.stale_seconds = stale_seconds
         self.resync_seconds = resync_seconds
         self.max_run_seconds = max_run_seconds  # 0: no limit
+        # Learned per backend (this monitor's); the tracker asks it as it builds messages.
+        self.eta = eta or EtaBoard()
+        self.tracker.estimate = self.eta.for_state
+        self._eta_loaded = False
         self.server: ServerInfo | None = None  # learned on each connect
         self._recheck: dict[str, float] = {}  # prompt id -> when to ask about it again
         self._absent_since: dict[str, float] = {}  # prompt id -> first clean "unknown"
@@ -131,6 +137,9 @@ class Monitor:
 
     async def run(self) -> None:
         metrics.comfyui_disconnected(self.comfy_url)  # the series exist before connecting
+        if not self._eta_loaded:  # what earlier runs of this backend taught us
+            self.eta.model = await eta_store.load(self.publisher.redis, self.comfy_url)
+            self._eta_loaded = True
         flusher = asyncio.create_task(self._flush_loop())
         attempt = 0
         try:
@@ -237,8 +246,9 @@ class Monitor:
                 log.warning("ComfyUI connection lost")
                 return
             opcode, data, received_at = item
+            binary = opcode == websocket.ABNF.OPCODE_BINARY
             stamp = FRAME_RECEIVED_AT.set(received_at)  # for the messages this frame causes
-            await self._guard(self.on_frame(data, binary=opcode == websocket.ABNF.OPCODE_BINARY))
+            await self._guard(self.on_frame(data, binary=binary, received_at=received_at))
             FRAME_RECEIVED_AT.reset(stamp)
 
     async def _guard(self, work: Any) -> None:
@@ -252,7 +262,9 @@ class Monitor:
 
     # ------------------------------------------------------------------ frames
 
-    async def on_frame(self, data: str | bytes, *, binary: bool) -> None:
+    async def on_frame(
+        self, data: str | bytes, *, binary: bool, received_at: float | None = None
+    ) -> None:
         try:
             event = p.decode(data, binary=binary)
         except p.ProtocolError as exc:
@@ -268,7 +280,12 @@ class Monitor:
                 self._last_event[owner] = time.monotonic()
         if isinstance(event, p.FeatureFlags):
             await self._on_server_flags(event.flags)
-        await self._apply(self.tracker.handle(event, time.time()))
+        now = time.time()
+        if not replay:  # the board first: the messages built below carry its estimates
+            # Timed by arrival: a frame that waited behind a slow step is not a slow GPU.
+            at = min(received_at or now, now)
+            self.eta.observe(prompt_id or self.tracker.running_prompt, event, at)
+        await self._apply(self.tracker.handle(event, now))
         if isinstance(event, p.Status) and event.sid is None:
             await self.refresh_queue()  # the queue changed: new generations, new positions
 
@@ -297,6 +314,8 @@ class Monitor:
             url = data.get("previewUrl") or ""
             if "?seq=" in url:
                 state.preview_seq = int(url.rsplit("?seq=", 1)[1])
+        running_since = state.started_at if state.status == "running" else None
+        self.eta.follow(state.prompt_id, state.workflow, running_since)
         await self._apply(self.tracker.track(state, time.time()))
 
     # ------------------------------------------------------------------ effects
@@ -330,6 +349,17 @@ class Monitor:
             for table in (self._recheck, self._absent_since, self._last_event):
                 table.pop(state.prompt_id, None)
         await self.publisher.publish(effect.message, owner_id=state.owner_id)
+        if state.terminal:
+            await self._learn(state.prompt_id, completed=kind == m.COMPLETED)
+
+    async def _learn(self, prompt_id: str, completed: bool) -> None:
+        """A completed run teaches the ETA model (kept in Redis); others are only forgotten."""
+        if not completed:
+            self.eta.forget(prompt_id)
+            return
+        keys = self.eta.finish(prompt_id, time.time())
+        if keys:
+            await eta_store.save(self.publisher.redis, self.comfy_url, self.eta.model, keys)
 
     async def _complete(self, prompt_id: str, images: list[ImageRef]) -> None:
         state = self.tracker.get(prompt_id)
@@ -391,10 +421,13 @@ class Monitor:
 
     async def _read_queue(self) -> QueueSnapshot | None:
         try:
-            return await asyncio.to_thread(self.client.queue)
+            queue = await asyncio.to_thread(self.client.queue)
         except (ComfyUnavailable, UnexpectedShape) as exc:
             self._unreadable(exc, "the queue")
             return None
+        # Everything ahead of our prompts, other clients' included, for the queue wait.
+        self.eta.set_queue(queue.running, queue.pending, queue.graphs, time.time())
+        return queue
 
     async def _apply_positions(self, pending: list[str]) -> None:
         now = time.time()

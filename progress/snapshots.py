@@ -27,6 +27,8 @@ def row_data(row: Generation) -> m.GenerationData:
         "images": list(row.images or []),
         "queuePosition": row.queue_position if row.status == "queued" else None,
         "activity": None,  # transient: only Redis's last message knows it
+        "etaSeconds": None,  # estimates are not kept in the row (they go stale at once)
+        "startsInSeconds": None,
     }
 
 

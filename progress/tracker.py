@@ -8,6 +8,7 @@ recorded traces.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,8 @@ class GenerationState:
     queue_position: int | None = None
     started_at: float | None = None  # epoch seconds it began running (the run limit's start)
     activity: str | None = None  # what the running node is busy with before steps ("loading")
+    eta_seconds: float | None = None  # set as each message is built (Tracker.estimate)
+    starts_in_seconds: float | None = None
     node_done: dict[str, float] = field(default_factory=dict)
     outputs: list[ImageRef] = field(default_factory=list)
     finishing: bool = False  # success seen, images being fetched
@@ -76,6 +79,8 @@ class GenerationState:
             "images": list(self.images),
             "queuePosition": self.queue_position if self.status == "queued" else None,
             "activity": self.activity if self.status == "running" else None,
+            "etaSeconds": None if self.terminal else self.eta_seconds,
+            "startsInSeconds": self.starts_in_seconds if self.status == "queued" else None,
         }
 
 
@@ -110,6 +115,12 @@ class Reconcile:
 
 
 Effect = Publish | StorePreview | FetchOutputs | Reconcile
+# (etaSeconds, startsInSeconds) of a generation at ``now``; see ``progress.eta_board``.
+Estimator = Callable[["GenerationState", float], tuple[float | None, float | None]]
+
+
+def no_estimate(state: GenerationState, now: float) -> tuple[float | None, float | None]:
+    return None, None
 
 
 def node_weight(node: Any) -> float:
@@ -154,8 +165,11 @@ def output_images(output: dict[str, Any] | None) -> list[ImageRef]:
 class Tracker:
     """Every generation the monitor follows, keyed by ComfyUI prompt id."""
 
-    def __init__(self, preview_interval: float = 0.25) -> None:
+    def __init__(self, preview_interval: float = 0.25, estimate: Estimator = no_estimate) -> None:
         self.preview_interval = preview_interval
+        # Asked whenever a message is built: estimates ride on messages sent anyway, and a
+        # changed estimate alone never makes one.
+        self.estimate = estimate
         self.generations: dict[str, GenerationState] = {}
         self.previews_dropped = 0  # replaced or ended before the throttle let them out
         # The prompt ComfyUI is executing: frames without a prompt id belong to it.
@@ -395,6 +409,8 @@ class Tracker:
 
     def _publish(self, state: GenerationState, kind: m.MessageType, now: float) -> Publish:
         state.seq += 1
+        estimates = (None, None) if state.terminal else self.estimate(state, now)
+        state.eta_seconds, state.starts_in_seconds = estimates
         message = m.make_message(kind, state.generation_id, state.seq, state.data(), now)
         return Publish(message=message, state=state)
 

@@ -37,23 +37,30 @@ def shape(value: Any) -> str:
 class QueueSnapshot:
     running: list[str]
     pending: list[str]  # in execution order (ComfyUI sends heap order)
+    # Each item's API-format graph where the server shows it (every known server does; our
+    # own and other clients' prompts alike): the ETA board estimates the queue from them.
+    graphs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def knows(self, prompt_id: str) -> bool:
         return prompt_id in self.running or prompt_id in self.pending
 
 
-def _queue_item(item: Any) -> tuple[float, str]:
-    """(number, prompt_id) of one item: a list on 0.3.x and upstream, an object on forks."""
+def _queue_item(item: Any) -> tuple[float, str, dict[str, Any] | None]:
+    """(number, prompt_id, graph) of one item: a list on 0.3.x and upstream
+    (``[number, prompt_id, prompt, extra_data, outputs]``), an object on forks."""
     if isinstance(item, list) and len(item) >= 2 and isinstance(item[1], str):
-        number = item[0]
+        number, prompt_id = item[0], item[1]
+        graph = item[2] if len(item) >= 3 else None
     elif isinstance(item, dict) and isinstance(item.get("prompt_id"), str):
-        number = item.get("priority", item.get("number"))
-        item = [number, item["prompt_id"]]
+        number, prompt_id = item.get("priority", item.get("number")), item["prompt_id"]
+        graph = item.get("prompt")
     else:
         raise UnexpectedShape(f"/queue item is {shape(item)}")
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise UnexpectedShape(f"/queue item number is {shape(number)}")
-    return float(number), item[1]
+    if graph is not None and not isinstance(graph, dict):
+        raise UnexpectedShape(f"/queue item prompt is {shape(graph)}")
+    return float(number), prompt_id, graph
 
 
 def read_queue(body: Any) -> QueueSnapshot:
@@ -63,8 +70,11 @@ def read_queue(body: Any) -> QueueSnapshot:
     if not all(isinstance(items, list) for items in lists):
         raise UnexpectedShape(f"/queue answered {shape(body)}")
     running, pending = ([_queue_item(item) for item in items] for items in lists)
+    graphs = {pid: graph for _, pid, graph in running + pending if graph is not None}
     return QueueSnapshot(
-        running=[pid for _, pid in running], pending=[pid for _, pid in sorted(pending)]
+        running=[pid for _, pid, _ in running],
+        pending=[pid for _, pid, _ in sorted(pending, key=lambda item: item[:2])],
+        graphs=graphs,
     )
 
 

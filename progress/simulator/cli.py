@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"which ComfyUI server to play ({DEFAULT_VARIANT})",
     )
     parser.add_argument(
+        "--gpu-model",
+        action="store_true",
+        help="GPU-like timing: step time scales with pixels and sampler, ±10 %% noise",
+    )
+    parser.add_argument("--gpu-seed", type=int, default=0, help="seed of --gpu-model's noise")
+    parser.add_argument(
         "--checkpoint",
         action="append",
         default=None,
@@ -48,4 +54,6 @@ def config_from_options(options: dict[str, Any]) -> SimulatorConfig:
         preview_method=options["preview_method"],
         checkpoints=options["checkpoint"] or ["sim-v1.safetensors"],
         variant=options.get("variant") or DEFAULT_VARIANT,
+        gpu_model=bool(options.get("gpu_model")),
+        gpu_seed=int(options.get("gpu_seed") or 0),
     )

@@ -37,6 +37,11 @@ class SimulatorConfig:
     history_max: int = 10000
     # Which recorded server to play: "0.3.64", "fork-0.12" or "modern" (see variants.py).
     variant: str = DEFAULT_VARIANT
+    # GPU-like timing for benchmarks (gpu.py): sampler steps scale with the latent's pixels
+    # and the sampler, with seeded noise; decode and checkpoint loads take time. Off: every
+    # KSampler step takes sampler_step_seconds and other nodes none, as before.
+    gpu_model: bool = False
+    gpu_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.preview_method not in PREVIEW_METHODS:

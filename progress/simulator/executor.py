@@ -24,6 +24,7 @@ from progress.comfy import protocol
 from . import images
 from .cache import CacheEntry, OutputCache, is_link, signatures
 from .config import SimulatorConfig
+from .gpu import GpuTiming
 from .hub import Hub
 from .nodes import NodeClass, NodeResult, Preview, coerce_widget
 from .outputs import Assets, decorate
@@ -51,6 +52,7 @@ class NodeCtx:
     sampler_step_seconds: float
     output_dir: Path
     temp_dir: Path
+    gpu: GpuTiming | None = None
 
     @property
     def prompt_id(self) -> str:
@@ -368,6 +370,9 @@ class Executor:
         self.temp_dir = Path(config.temp_dir or ".")
         self.dirs = {"output": self.output_dir, "temp": self.temp_dir}
         self.dirs["input"] = Path(config.input_dir or ".")
+        self.gpu = (
+            GpuTiming(config.gpu_seed, config.sampler_step_seconds) if config.gpu_model else None
+        )
 
     def context(self, run: PromptRun, node_id: str) -> NodeCtx:
         method = run.item.extra_data.get("preview_method")
@@ -381,6 +386,7 @@ class Executor:
             sampler_step_seconds=self.config.sampler_step_seconds,
             output_dir=self.output_dir,
             temp_dir=self.temp_dir,
+            gpu=self.gpu,
         )
 
     async def execute(self, item: QueueItem) -> dict[str, Any]:

@@ -87,6 +87,7 @@ class NodeContext(Protocol):
     sampler_step_seconds: float
     output_dir: Path
     temp_dir: Path
+    gpu: Any  # a gpu.GpuTiming with SimulatorConfig.gpu_model, else None
 
     async def sleep(self, seconds: float) -> None: ...
 
@@ -183,6 +184,8 @@ async def _fail_at(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
 
 async def _checkpoint(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
     name = inp["ckpt_name"]
+    if ctx.gpu is not None:
+        await ctx.sleep(ctx.gpu.load_seconds())
     return NodeResult(tuple(Checkpoint(kind, name) for kind in ("MODEL", "CLIP", "VAE")))
 
 
@@ -200,8 +203,12 @@ async def _ksampler(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
     latent: Latent = inp["latent_image"]
     steps, seed = inp["steps"], inp["seed"]
     small = (max(1, latent.width // 8), max(1, latent.height // 8))  # latent resolution
+    pixels = latent.width * latent.height * latent.batch
+    waits = [ctx.sampler_step_seconds] * steps
+    if ctx.gpu is not None:
+        waits = ctx.gpu.sampler_steps(pixels, steps, str(inp.get("sampler_name")), seed)
     for i in range(steps):
-        await ctx.sleep(ctx.sampler_step_seconds)
+        await ctx.sleep(waits[i])
         preview = None
         if ctx.preview_method != "none":
             picture = images.sampler_image(seed, i, steps, *small)
@@ -219,6 +226,8 @@ async def _vae_decode(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
     small = (max(1, latent.width // 8), max(1, latent.height // 8))
     pixels = latent.width * latent.height * latent.batch
     shrink = min(1.0, (MAX_DECODE_PIXELS / pixels) ** 0.5) if pixels else 1.0
+    if ctx.gpu is not None:
+        await ctx.sleep(ctx.gpu.decode_seconds(pixels))
     size = (max(8, int(latent.width * shrink)), max(8, int(latent.height * shrink)))
 
     def decode() -> SimImage:

@@ -147,6 +147,7 @@
       percent: $(".card-percent", el),
       node: $(".card-node", el),
       elapsed: $(".card-elapsed", el),
+      eta: $(".card-eta", el),
       message: $(".card-message", el),
       cancel: $(".card-cancel", el),
       view: $(".card-view", el),
@@ -279,6 +280,9 @@
 
   function updateElapsed(card, now = Date.now()) {
     const { gen, refs } = card;
+    const eta = etaText(card, now);
+    refs.eta.textContent = eta;
+    refs.eta.hidden = !eta;
     const start = parseTime(gen.createdAt);
     if (start == null) {
       refs.elapsed.textContent = "";
@@ -317,10 +321,12 @@
     let card = cards.get(gen.id);
     if (!card) {
       card = createCard({ ...gen, seq: Number(gen.seq) || 0 });
+      card.etaAt = Date.now();
       cards.set(gen.id, card);
       place(card);
     } else if ((Number(gen.seq) || 0) >= card.gen.seq) {
       card.gen = { ...card.gen, ...gen, seq: Number(gen.seq) || 0 };
+      card.etaAt = Date.now();
     } else {
       // Older than what the socket already told us: keep the live state, take what only
       // the JSON has.
@@ -347,7 +353,144 @@
     for (const card of cards.values()) if (ACTIVE.has(card.gen.status)) active += 1;
     $("#gallery-count").textContent = active ? `${active} in progress` : "";
     $("#gallery-empty").hidden = !listLoaded || cards.size > 0;
+    updateTab();
   }
+
+  // ------------------------------------------------------------------ time left, tab, notifications
+
+  const BASE_TITLE = document.title;
+  const iconLink = document.querySelector('link[rel="icon"]');
+  const BASE_ICON = iconLink ? iconLink.getAttribute("href") : "";
+  const NOTIFY_KEY = "lockngen.notify";
+  const notifyButton = $("#notify-toggle");
+  let shownIconPercent = null;
+  // This browser's clock minus the server's, plus the least delivery delay seen so far.
+  let clockOffsetMs = Infinity;
+
+  /** When, on this browser's clock, the server built a message: its timestamp shifted by the
+   * smallest arrival delay seen, so an estimate that arrived late counts down from when it was
+   * made, not from when it came. */
+  function madeAt(message) {
+    const sent = parseTime(message.timestamp);
+    if (sent == null) return Date.now();
+    clockOffsetMs = Math.min(clockOffsetMs, Date.now() - sent);
+    return sent + clockOffsetMs;
+  }
+
+  /** Estimates are rough and say so: "~12 s", "~3 min". */
+  function formatEta(seconds) {
+    if (seconds < 60) return `~${Math.max(1, Math.round(seconds))} s`;
+    return `~${Math.round(seconds / 60)} min`;
+  }
+
+  /** The card's estimate, counted down since it arrived: a changed estimate alone sends no
+   * message, so the page keeps the clock running between messages. */
+  function etaText(card, now = Date.now()) {
+    const { gen } = card;
+    const since = (now - (card.etaAt || now)) / 1000;
+    if (gen.status === "running" && gen.etaSeconds != null) {
+      return `${formatEta(Math.max(0, gen.etaSeconds - since))} left`;
+    }
+    if (gen.status === "queued" && gen.startsInSeconds != null) {
+      return `starts in ${formatEta(Math.max(0, gen.startsInSeconds - since))}`;
+    }
+    return "";
+  }
+
+  /** The user's oldest running generation: the one the tab title and favicon follow. */
+  function leadingRunning() {
+    let lead = null;
+    for (const card of cards.values()) {
+      if (card.gen.status !== "running") continue;
+      const t = parseTime(card.gen.createdAt) ?? 0;
+      if (!lead || t < (parseTime(lead.gen.createdAt) ?? 0)) lead = card;
+    }
+    return lead;
+  }
+
+  function updateTab() {
+    const lead = leadingRunning();
+    if (!lead) {
+      document.title = BASE_TITLE;
+      setIcon(BASE_ICON, null);
+      return;
+    }
+    const percent = Math.max(0, Math.min(100, Math.round(Number(lead.gen.progress) || 0)));
+    document.title = `${percent}% · LockN Gen`;
+    if (percent !== shownIconPercent) setIcon(progressIcon(percent), percent);
+  }
+
+  /** A 32 px icon: the brand square with a ring that fills as the generation runs. */
+  function progressIcon(percent) {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 32;
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return BASE_ICON;
+    ctx.fillStyle = "#7c5cff";
+    ctx.beginPath();
+    ctx.arc(16, 16, 16, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.lineWidth = 5;
+    ctx.strokeStyle = "rgba(255,255,255,0.3)";
+    ctx.beginPath();
+    ctx.arc(16, 16, 11, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.strokeStyle = "#ffffff";
+    ctx.beginPath();
+    ctx.arc(16, 16, 11, -Math.PI / 2, -Math.PI / 2 + (2 * Math.PI * percent) / 100);
+    ctx.stroke();
+    return canvas.toDataURL("image/png");
+  }
+
+  function setIcon(href, percent) {
+    shownIconPercent = percent;
+    if (iconLink && href && iconLink.getAttribute("href") !== href) iconLink.setAttribute("href", href);
+  }
+
+  function notificationsOn() {
+    return (
+      "Notification" in window &&
+      Notification.permission === "granted" &&
+      localStorage.getItem(NOTIFY_KEY) === "on"
+    );
+  }
+
+  function renderNotifyButton() {
+    notifyButton.hidden = !("Notification" in window);
+    const on = notificationsOn();
+    notifyButton.textContent = on ? "Notifications on" : "Notify me";
+    notifyButton.setAttribute("aria-pressed", String(on));
+  }
+
+  /** Opt-in: the browser's permission is asked for only once the user clicks. */
+  async function toggleNotifications() {
+    if (notificationsOn()) {
+      localStorage.setItem(NOTIFY_KEY, "off");
+    } else {
+      const permission =
+        Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+      if (permission === "granted") localStorage.setItem(NOTIFY_KEY, "on");
+      else toast("Notifications are blocked for this site in the browser's settings.");
+    }
+    renderNotifyButton();
+  }
+
+  /** One of the user's generations ended while the tab is hidden: tell the desktop. */
+  function notifyEnd(card) {
+    if (!document.hidden || !notificationsOn()) return;
+    const { gen } = card;
+    const prompt = promptOf(gen).slice(0, 80);
+    const image = (gen.images || [])[0];
+    if (gen.status === "completed") {
+      const icon = image ? new URL(image, location.href).href : undefined;
+      new Notification(`Done: ${prompt}`, { body: "Your image is ready.", icon, tag: gen.id });
+    } else if (gen.status === "failed") {
+      new Notification(`Failed: ${prompt}`, { body: gen.error || "It failed.", tag: gen.id });
+    }
+  }
+
+  notifyButton.addEventListener("click", toggleNotifications);
+  renderNotifyButton();
 
   // ------------------------------------------------------------------ live messages
 
@@ -362,12 +505,15 @@
     }
     if (seq <= card.gen.seq) return;
     const data = message.data && typeof message.data === "object" ? message.data : {};
+    const wasActive = ACTIVE.has(card.gen.status);
     card.gen = { ...card.gen, ...data, seq };
+    card.etaAt = madeAt(message);
     if (!ACTIVE.has(card.gen.status) && !card.gen.finishedAt && message.timestamp) {
       card.gen.finishedAt = message.timestamp;
     }
     render(card);
     updateSummary();
+    if (wasActive && !ACTIVE.has(card.gen.status)) notifyEnd(card);
     if (card.gen.status === "completed" && !(card.gen.images || []).length) refresh(id);
   }
 
