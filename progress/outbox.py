@@ -28,14 +28,25 @@ from progress import webhook_rules as rules
 CANDIDATES = 20
 
 
-def enqueue(message: m.Message, text: str, owner_id: int | None) -> int:
-    """Queue ``message`` for every active webhook of the generation's owner that wants it.
+def targets(message: m.Message, owner_id: int | None) -> list[uuid.UUID]:
+    """The active webhooks of the generation's owner that want ``message``.
 
-    Called inside the transaction that saves the generation's row: both or neither.
+    Read before the transaction that saves the row: a transaction that touches only the
+    generation's row when nobody listens cannot deadlock with anything that locks the
+    webhook tables (PostgreSQL took the tests' TRUNCATE and such a read for a deadlock).
     """
     hooks = Webhook.objects.filter(active=True)
     hooks = hooks.filter(owner_id=owner_id) if owner_id is not None else hooks.filter(owner=None)
-    chosen = rules.targets(message["type"], hooks.values_list("id", "events"))
+    return list(rules.targets(message["type"], hooks.values_list("id", "events")))
+
+
+def enqueue(message: m.Message, text: str, chosen: list[uuid.UUID]) -> int:
+    """Queue ``message`` for the ``chosen`` webhooks (from ``targets``).
+
+    Called inside the transaction that saves the generation's row: both or neither.
+    """
+    if not chosen:
+        return 0
     # A coalesced progress write can land after a later message of its generation: never
     # queue an event behind a newer one of the same stream (that would send it out of order).
     newer = set(

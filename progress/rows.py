@@ -77,13 +77,14 @@ def _save(state: GenerationState, seq: int, message: m.Message | None = None) ->
     query = Generation.objects.filter(id=state.generation_id)
     # A terminal row is never overwritten (a late coalesced progress write loses the race).
     query = query.exclude(status__in=TERMINAL_STATUSES)
+    chosen = outbox.targets(message, state.owner_id) if message is not None else []
     with transaction.atomic():
         query.update(**fields)
         Generation.objects.filter(id=state.generation_id, seq__lt=seq).update(seq=seq)
         if message is not None:
             # Even when the row was already terminal: the message is published all the same.
             # Queued once per seq; never behind a newer one (outbox.enqueue).
-            outbox.enqueue(message, m.dumps(message), state.owner_id)
+            outbox.enqueue(message, m.dumps(message), chosen)
 
 
 def _cancel_requested(generation_id: str) -> bool:
