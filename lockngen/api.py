@@ -18,11 +18,19 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
-from lockngen import generation_requests, json_body
+from lockngen import generation_requests, json_body, limits
+from lockngen.api_types import (
+    CreateGeneration,
+    GenerationJson,
+    GenerationListQuery,
+    GenerationPage,
+    PreviewQuery,
+)
 from lockngen.auth import api_view, visible
 from lockngen.backends import choose_backend, client_for
 from lockngen.install import comfyui_client_id
 from lockngen.models import ACTIVE_STATUSES, Generation, Status
+from lockngen.openapi import operation
 from lockngen.ratelimit import retry_after
 from progress import outputs, store
 from progress.comfy.answers import read_rejection
@@ -33,7 +41,7 @@ log = logging.getLogger("lockngen.api")
 
 # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE itself; ours answers 413 first.
 MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-DEFAULT_PAGE, MAX_PAGE = 20, 100
+DEFAULT_PAGE, MAX_PAGE = limits.GENERATIONS_PAGE, limits.GENERATIONS_MAX_PAGE
 STATUS_FILTERS = {s.value: (s.value,) for s in Status} | {"active": ACTIVE_STATUSES}
 
 
@@ -45,16 +53,16 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def generation_json(row: Generation) -> dict[str, Any]:
+def generation_json(row: Generation) -> GenerationJson:
     """The row, brought up to date with the latest published message (rows lag by design)."""
     try:
         state = store.read_state_sync(str(row.id))
     except redis.RedisError:
         state = None
     latest = freshest(row, state)
-    data: dict[str, Any] = {**row_data(row), **latest["data"]}
+    data = {**row_data(row), **latest["data"]}
     seq = latest["seq"]
-    return {
+    return {  # type: ignore[typeddict-item]  # the data's keys are GenerationData's
         "id": str(row.id),
         **data,
         "seq": seq,
@@ -79,6 +87,21 @@ def comfy_rejection(exc: ComfyRejected) -> JsonResponse:
 # --------------------------------------------------------------------------- collection
 
 
+@operation(
+    "GET",
+    "The caller's generations (staff and open installs: all), newest first",
+    returns=GenerationPage,
+    query=GenerationListQuery,
+    errors=(400,),
+)
+@operation(
+    "POST",
+    "Submit a generation: a raw ComfyUI workflow or a text-to-image request",
+    ok=201,
+    returns=GenerationJson,
+    body=CreateGeneration,
+    errors=(400, 413, 429, 503),
+)
 @api_view("GET", "POST")
 def generations(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -225,6 +248,14 @@ def _find(request: HttpRequest, generation_id: uuid.UUID) -> Generation | None:
     return visible(request.api_user).filter(id=generation_id).first()  # type: ignore[attr-defined]
 
 
+@operation("GET", "One generation", returns=GenerationJson, errors=(404,))
+@operation(
+    "DELETE",
+    "Delete a finished generation and its images",
+    ok=204,
+    media="none",
+    errors=(404, 409),
+)
 @api_view("GET", "DELETE")
 def generation(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     row = _find(request, generation_id)
@@ -243,6 +274,13 @@ def generation(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+@operation(
+    "POST",
+    "Ask ComfyUI to stop it; generation.cancelled follows when ComfyUI confirms",
+    ok=202,
+    returns=GenerationJson,
+    errors=(404, 409, 503),
+)
 @api_view("POST")
 def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     row = _find(request, generation_id)
@@ -261,6 +299,13 @@ def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     return JsonResponse(generation_json(row), status=202)
 
 
+@operation(
+    "GET",
+    "The latest sampler preview (JPEG or PNG, as ComfyUI sent it)",
+    media="image/*",
+    query=PreviewQuery,
+    errors=(404, 503),
+)
 @api_view("GET")
 def preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     if _find(request, generation_id) is None:
@@ -277,6 +322,7 @@ def preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     return response
 
 
+@operation("GET", "One of its output images", media="image/*", errors=(404,))
 @api_view("GET")
 def image(request: HttpRequest, generation_id: uuid.UUID, name: str) -> HttpResponse:
     if _find(request, generation_id) is None:

@@ -91,6 +91,7 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
             return view(request, *args, **kwargs)
 
         wrapper.csrf_exempt = True  # type: ignore[attr-defined]  # checked above, per caller
+        wrapper.methods = methods  # type: ignore[attr-defined]  # what lockngen.openapi must state
         return wrapper
 
     return decorate

@@ -12,10 +12,22 @@ from typing import Any
 from django.conf import settings
 
 from lockngen import workflow_policy
+from lockngen.limits import (
+    CFG_DEFAULT,
+    CFG_MAX,
+    CFG_MIN,
+    MAX_NODES,
+    MAX_PROMPT_CHARS,
+    SEED_MAX,
+    SIZE_DEFAULT,
+    SIZE_MAX,
+    SIZE_MIN,
+    SIZE_STEP,
+    STEPS_DEFAULT,
+    STEPS_MAX,
+    STEPS_MIN,
+)
 
-MAX_NODES = 2000
-MAX_PROMPT_CHARS = 4000
-SEED_MAX = 2**53 - 1  # exact in JavaScript, and within ComfyUI's 64-bit seed
 TXT2IMG_FIELDS = {
     "prompt",
     "negativePrompt",
@@ -138,18 +150,18 @@ def _int(body: dict[str, Any], field: str, default: int, low: int, high: int) ->
 
 
 def _size(body: dict[str, Any], field: str) -> int:
-    value = _int(body, field, 512, 64, 2048)
-    if value % 8:
-        raise RequestError(f"{field} must be a multiple of 8", field)
+    value = _int(body, field, SIZE_DEFAULT, SIZE_MIN, SIZE_MAX)
+    if value % SIZE_STEP:
+        raise RequestError(f"{field} must be a multiple of {SIZE_STEP}", field)
     return value
 
 
 def _cfg(body: dict[str, Any]) -> float:
-    value = body.get("cfg", 7.0)
+    value = body.get("cfg", CFG_DEFAULT)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise RequestError("cfg must be a number", "cfg")
-    if not 0.0 <= value <= 30.0:
-        raise RequestError("cfg must be between 0 and 30", "cfg")
+    if not CFG_MIN <= value <= CFG_MAX:
+        raise RequestError(f"cfg must be between {CFG_MIN:g} and {CFG_MAX:g}", "cfg")
     return float(value)
 
 
@@ -162,7 +174,7 @@ def _txt2img_params(body: dict[str, Any]) -> dict[str, Any]:
         "negativePrompt": _text(body, "negativePrompt", required=False),
         "width": _size(body, "width"),
         "height": _size(body, "height"),
-        "steps": _int(body, "steps", 20, 1, 150),
+        "steps": _int(body, "steps", STEPS_DEFAULT, STEPS_MIN, STEPS_MAX),
         "cfg": _cfg(body),
         "seed": _int(body, "seed", random.randint(0, SEED_MAX), 0, SEED_MAX),
         "checkpoint": checkpoint.strip(),

@@ -8,11 +8,21 @@ import redis
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 
+from lockngen.api_types import Health
+from lockngen.openapi import operation
 from progress.store import sync_redis
 
 log = logging.getLogger("lockngen.health")
 
 
+@operation(
+    "GET",
+    "This web process reaches its database and Redis (503 with the failing ones if not)",
+    returns=Health,
+    public=True,
+    errors=(503,),
+    tag="meta",
+)
 def healthz(request: HttpRequest) -> JsonResponse:
     problems = []
     try:

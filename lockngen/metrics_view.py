@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lockngen.auth import user_for_token
+from lockngen.openapi import operation
 from progress import metrics
 from progress.metrics_http import bearer, token_matches
 
@@ -31,6 +32,13 @@ def access(user: Any | None, raw_token: str | None) -> int:
     return 200 if user.is_staff else 403
 
 
+@operation(
+    "GET",
+    "This process's Prometheus metrics: staff, or the metrics token as a bearer token",
+    media="text/plain",
+    errors=(403,),
+    tag="meta",
+)
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return JsonResponse({"error": f"{request.method} not allowed"}, status=405)

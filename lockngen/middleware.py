@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
+from lockngen.error_pages import api_error, is_api
+
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -18,6 +20,8 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if _has_nul(request):
+            if is_api(request):
+                return api_error(400, "NUL characters are not accepted")
             return HttpResponseBadRequest(
                 "NUL characters are not accepted", content_type="text/plain"
             )

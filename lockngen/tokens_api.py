@@ -11,15 +11,15 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from lockngen.api_types import TokenIssued, TokenJson, TokenList, TokenRequest
 from lockngen.auth import api_view
+from lockngen.limits import MAX_LIVE_TOKENS
+from lockngen.limits import TOKEN_NAME_MAX as MAX_NAME
 from lockngen.models import ApiToken
-
-# A user may hold this many live tokens: each is a credential to keep track of.
-MAX_LIVE_TOKENS = 20
-MAX_NAME = 100
+from lockngen.openapi import operation
 
 
-def token_json(token: ApiToken) -> dict[str, Any]:
+def token_json(token: ApiToken) -> TokenJson:
     def iso(moment: Any) -> str | None:
         return moment.isoformat().replace("+00:00", "Z") if moment else None
 
@@ -42,6 +42,17 @@ def _signed_in(request: HttpRequest) -> Any | None:
     return user if user is not None and user.is_authenticated else None
 
 
+@operation("GET", "The caller's API tokens", returns=TokenList, errors=(404,), tag="tokens")
+@operation(
+    "POST",
+    "Issue a token; its secret is in this answer only",
+    ok=201,
+    returns=TokenIssued,
+    body=TokenRequest,
+    body_required=False,
+    errors=(400, 404, 409),
+    tag="tokens",
+)
 @api_view("GET", "POST")
 def tokens(request: HttpRequest) -> HttpResponse:
     user = _signed_in(request)
@@ -69,6 +80,14 @@ def _issue(request: HttpRequest, user: Any) -> HttpResponse:
     return JsonResponse({**token_json(token), "token": raw}, status=201)
 
 
+@operation(
+    "DELETE",
+    "Revoke one of the caller's tokens (its sockets close)",
+    ok=204,
+    media="none",
+    errors=(404,),
+    tag="tokens",
+)
 @api_view("DELETE")
 def token(request: HttpRequest, token_id: int) -> HttpResponse:
     """Revoke one of the caller's tokens (204); another user's is a 404."""

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from lockngen import api, tokens_api, webhooks_api
+from lockngen import api, asyncapi, openapi, tokens_api, webhooks_api
 from lockngen.health import healthz
 from lockngen.metrics_view import metrics_view
 from progress import sse
@@ -10,6 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
+    path("api/openapi.json", openapi.openapi_json, name="openapi"),
+    path("api/asyncapi.json", asyncapi.asyncapi_json, name="asyncapi"),
     path("api/generations", api.generations, name="generations"),
     path("api/generations/<uuid:generation_id>", api.generation, name="generation"),
     path("api/generations/<uuid:generation_id>/cancel", api.cancel, name="generation-cancel"),
@@ -33,3 +35,7 @@ urlpatterns = [
     path("api/webhooks/<uuid:webhook_id>/test", webhooks_api.test, name="webhook-test"),
     path("", include("lockngen.ui_urls")),
 ]
+
+handler400 = "lockngen.error_pages.bad_request"
+handler404 = "lockngen.error_pages.not_found"
+handler500 = "lockngen.error_pages.server_error"

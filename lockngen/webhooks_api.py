@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import socket
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from lockngen import json_body
+from lockngen import json_body, limits
 from lockngen.api import _iso, error
+from lockngen.api_types import (
+    AttemptJson,
+    AttemptList,
+    DeliveriesQuery,
+    PingQueued,
+    WebhookCreated,
+    WebhookJson,
+    WebhookList,
+    WebhookRequest,
+)
 from lockngen.auth import api_view
 from lockngen.models import Webhook, WebhookAttempt
+from lockngen.openapi import operation
 from progress import outbox
 from progress import webhook_rules as rules
 
-MAX_BODY_BYTES = 16 * 1024
-DEFAULT_PAGE, MAX_PAGE = 50, 200
+MAX_BODY_BYTES = limits.WEBHOOK_BODY_MAX
+DEFAULT_PAGE, MAX_PAGE = limits.ATTEMPTS_PAGE, limits.ATTEMPTS_MAX_PAGE
 FIELDS = frozenset({"url", "events"})
 
 
-def webhook_json(hook: Webhook, with_secret: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def webhook_json(hook: Webhook, with_secret: bool = False) -> WebhookJson | WebhookCreated:
+    data: WebhookJson = {
         "id": str(hook.id),
         "url": hook.url,
         "events": list(hook.events),
@@ -32,11 +42,11 @@ def webhook_json(hook: Webhook, with_secret: bool = False) -> dict[str, Any]:
         "createdAt": _iso(hook.created_at),
     }
     if with_secret:
-        data["secret"] = hook.secret  # shown once, at creation
+        return {**data, "secret": hook.secret}  # shown once, at creation
     return data
 
 
-def attempt_json(row: WebhookAttempt) -> dict[str, Any]:
+def attempt_json(row: WebhookAttempt) -> AttemptJson:
     delivery = row.delivery
     return {
         "webhookId": str(row.webhook_id),
@@ -75,6 +85,16 @@ def check_url(url: object) -> str:
     return str(url)
 
 
+@operation("GET", "The caller's webhooks", returns=WebhookList, tag="webhooks")
+@operation(
+    "POST",
+    "Register an endpoint; its signing secret is in this answer only",
+    ok=201,
+    returns=WebhookCreated,
+    body=WebhookRequest,
+    errors=(400, 413),
+    tag="webhooks",
+)
 @api_view("GET", "POST")
 def webhooks(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
@@ -112,6 +132,15 @@ def _find(request: HttpRequest, webhook_id: uuid.UUID) -> Webhook | None:
     return _own(request).filter(id=webhook_id).first()
 
 
+@operation("GET", "One webhook", returns=WebhookJson, errors=(404,), tag="webhooks")
+@operation(
+    "DELETE",
+    "Delete it, and its pending deliveries",
+    ok=204,
+    media="none",
+    errors=(404,),
+    tag="webhooks",
+)
 @api_view("GET", "DELETE")
 def webhook(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     hook = _find(request, webhook_id)
@@ -123,6 +152,14 @@ def webhook(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+@operation(
+    "GET",
+    "Its latest delivery attempts, newest first",
+    returns=AttemptList,
+    query=DeliveriesQuery,
+    errors=(400, 404),
+    tag="webhooks",
+)
 @api_view("GET")
 def deliveries(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     hook = _find(request, webhook_id)
@@ -138,6 +175,14 @@ def deliveries(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     return JsonResponse({"results": [attempt_json(row) for row in rows]})
 
 
+@operation(
+    "POST",
+    "Queue a signed webhook.ping to it",
+    ok=202,
+    returns=PingQueued,
+    errors=(404, 409),
+    tag="webhooks",
+)
 @api_view("POST")
 def test(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     hook = _find(request, webhook_id)

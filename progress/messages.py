@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Literal, TypedDict
+from typing import (
+    Literal,
+    NotRequired,  # pydantic reads these on 3.11
+)
+
+from typing_extensions import TypedDict
 
 MessageType = Literal[
     "generation.queued",
@@ -48,6 +53,32 @@ class Message(TypedDict):
     seq: int
     timestamp: str
     data: GenerationData
+    recovered: NotRequired[bool]  # a snapshot's false: it stands in for messages the log lost
+
+
+class ErrorFrame(TypedDict):
+    """The server's answer to a client frame it cannot take; the socket stays open."""
+
+    type: Literal["error"]
+    error: str
+
+
+class PongFrame(TypedDict):
+    type: Literal["pong"]
+
+
+class PingFrame(TypedDict):
+    """A client's heartbeat; answered with a ``pong``."""
+
+    type: Literal["ping"]
+
+
+class ResumeFrame(TypedDict):
+    """A client asking for a generation's messages after ``afterSeq`` on an open socket."""
+
+    type: Literal["resume"]
+    generationId: str
+    afterSeq: int
 
 
 def iso_timestamp(epoch_seconds: float) -> str:

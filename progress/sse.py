@@ -22,8 +22,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from lockngen.access import ACCESS_CHANGED, Identity, Viewer, check_access
+from lockngen.api_types import EventsQuery, GenerationEventsQuery
 from lockngen.auth import identify
 from lockngen.models import TERMINAL_STATUSES
+from lockngen.openapi import operation
 from progress import messages as m
 from progress import metrics
 from progress.fanout import fanout
@@ -250,10 +252,32 @@ def _resume_point(request: HttpRequest, firehose: bool) -> tuple[str | None, int
     return None, int(seq)
 
 
+_STREAM = {
+    "media": "text/event-stream",
+    "headers": (("Last-Event-ID", "Resume after this event id (EventSource sends it)"),),
+    "errors": (400, 404, 429, 503),
+    "tag": "events",
+}
+_FINISHED = {204: "The generation has finished and nothing after the given id was missed"}
+
+
+@operation(
+    "GET",
+    "One generation's messages as Server-Sent Events (each data: a Message)",
+    query=GenerationEventsQuery,
+    extra=_FINISHED,
+    **_STREAM,
+)
 async def generation_events(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     return await _serve(request, str(generation_id))
 
 
+@operation(
+    "GET",
+    "Every message of the caller's generations as Server-Sent Events",
+    query=EventsQuery,
+    **_STREAM,
+)
 async def all_events(request: HttpRequest) -> HttpResponse:
     return await _serve(request, None)
 
