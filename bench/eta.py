@@ -123,7 +123,7 @@ def start_stack(log_dir: Path, seed: int) -> tuple[dict[str, str], list[Proc]]:
     sim_args = ["--port", str(sim_port), "--gpu-model", "--gpu-seed", str(seed)]
     sim_args += ["--sampler-step-seconds", str(STEP_SECONDS), "--output-dir", str(log_dir / "out")]
     sim_args += ["--checkpoint", "sim-v1.safetensors", "--checkpoint", "sim-v2.safetensors"]
-    sim = Proc("simulator", python("-m", "progress.simulator", *sim_args), log_dir, env).start()
+    sim = Proc("simulator", python("-m", "comfyui_sim", *sim_args), log_dir, env).start()
     wait_for_port(sim_port, proc=sim)
     env["COMFYUI_URL"] = f"http://127.0.0.1:{sim_port}"
     daphne = python("-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port))

@@ -211,7 +211,7 @@ async def run_direct(stack: dict, n: int, rate: float, seconds: float) -> dict:
 
 
 def prompt_id_of(generation_id: str) -> str:
-    from lockngen.models import Generation
+    from generations.models import Generation
 
     return Generation.objects.get(id=generation_id).prompt_id
 
@@ -240,9 +240,7 @@ def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
     os.environ.update({k: env[k] for k in keep})
     Proc("migrate", python("manage.py", "migrate", "-v0"), log_dir, env).start().popen.wait()
     sim_port, web_port = free_port(), free_port()
-    sim = Proc(
-        "simulator", python("-m", "progress.simulator", "--port", str(sim_port)), log_dir, env
-    )
+    sim = Proc("simulator", python("-m", "comfyui_sim", "--port", str(sim_port)), log_dir, env)
     sim.start()
     wait_for_port(sim_port, proc=sim)
     env["COMFYUI_URL"] = f"http://127.0.0.1:{sim_port}"

@@ -1,13 +1,9 @@
 from django.apps import AppConfig
 
 
-class LockNGenConfig(AppConfig):
+class ProjectConfig(AppConfig):
+    """The Django project, installed only for its management commands (``run_stack``)."""
+
     name = "lockngen"
-    verbose_name = "LockN Gen"
-
-    def ready(self) -> None:
-        # Revocation, logout, deactivation, demotion: announced to every web process.
-        from lockngen import login_throttle, signals
-
-        signals.connect_user_signals()
-        login_throttle.connect_signals()
+    label = "lockngen_project"
+    verbose_name = "LockN Gen project"

@@ -10,8 +10,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from generations.auth import websocket_auth  # noqa: E402
 from lockngen import daphne_options  # noqa: E402
-from lockngen.auth import websocket_auth  # noqa: E402
 from progress.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_options.install()  # protocol errors close with their code, not a dropped socket
@@ -20,7 +20,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Session or bearer token, and the Origin check (a missing Origin is a non-browser
-        # client, which must then bring a token): see lockngen/auth.py.
+        # client, which must then bring a token): see generations/auth.py.
         "websocket": websocket_auth(URLRouter(websocket_urlpatterns)),
     }
 )

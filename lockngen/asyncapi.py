@@ -1,6 +1,6 @@
 """``GET /api/asyncapi.json``: the progress WebSocket as an AsyncAPI 3.0 document.
 
-Generated from the same types the code sends and reads (``progress.messages``) and the
+Generated from the same types the code sends and reads (``generations.messages``) and the
 consumer's own close codes, through the OpenAPI document's schema builder.
 """
 
@@ -11,10 +11,10 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
+from generations import messages as m
+from generations.auth import api_view
 from lockngen import openapi
-from lockngen.auth import api_view
 from progress import consumers
-from progress import messages as m
 
 ASYNCAPI_REF = "#/components/schemas/{model}"
 CLOSE_CODES = {
@@ -86,7 +86,7 @@ def _operation(sender: str) -> dict[str, Any]:
         "action": "send" if sender == "server" else "receive",
         "channel": {"$ref": "#/channels/progress"},
         "messages": [
-            {"$ref": f"#/channels/progress/messages/{name}"}
+            {"$ref": f"#/channels/generations/messages/{name}"}
             for name, _kind, _summary, who in MESSAGES
             if who == sender
         ],

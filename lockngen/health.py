@@ -8,9 +8,9 @@ import redis
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 
-from lockngen.api_types import Health
-from lockngen.openapi import operation
-from progress.store import sync_redis
+from generations.api_types import Health
+from generations.operations import operation
+from generations.store import sync_redis
 
 log = logging.getLogger("lockngen.health")
 

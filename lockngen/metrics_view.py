@@ -13,8 +13,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lockngen.auth import user_for_token
-from lockngen.openapi import operation
+from generations.auth import user_for_token
+from generations.operations import operation
 from progress import metrics
 from progress.metrics_http import bearer, token_matches
 

@@ -13,7 +13,7 @@ FORM = "application/x-www-form-urlencoded"
 
 class RejectNulMiddleware:
     """``\\x00`` in a path, a query or a form is a 400. PostgreSQL refuses NUL in any text, so
-    no view should have to think of it (JSON bodies are lockngen.json_body's)."""
+    no view should have to think of it (JSON bodies are generations.json_body's)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

@@ -1,6 +1,6 @@
 """``GET /api/openapi.json``: the HTTP API's OpenAPI 3.1 document, generated from the code.
 
-Each view says what it takes and answers with ``@operation`` (the ``lockngen.api_types``
+Each view says what it takes and answers with ``@operation`` (the ``generations.api_types``
 types its code builds); the paths come from the URLconf itself, and pydantic turns the types
 into JSON Schema. A URL under ``api/`` whose view declares nothing fails
 ``tests/unit/test_openapi.py``, so nothing is left out of the document by accident.
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -19,9 +18,10 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, get_resolver
 from pydantic import TypeAdapter
 
-from lockngen import api_types as t
-from lockngen.auth import api_view
-from progress import messages as m
+from generations import api_types as t
+from generations import messages as m
+from generations.auth import api_view
+from generations.operations import Operation, operation
 
 TITLE = "LockN Gen API"
 VERSION = "1.0.0"
@@ -43,36 +43,6 @@ _CONVERTERS = {
     "int": {"type": "integer", "minimum": 0},
     "str": {"type": "string", "pattern": "^[^/]+$"},
 }
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One method of one path, as the document states it."""
-
-    summary: str
-    ok: int = 200
-    returns: Any = None  # a type for JSON; None with ``media`` for other bodies
-    media: str = "application/json"
-    body: Any = None
-    body_required: bool = True
-    query: Any = None
-    headers: tuple[tuple[str, str], ...] = ()  # request headers it reads: (name, description)
-    errors: tuple[int, ...] = ()
-    public: bool = False  # no credentials needed
-    tag: str = "generations"
-    extra: dict[int, str] = field(default_factory=dict)  # further successes: status → meaning
-
-
-def operation(method: str, summary: str, **details: Any) -> Callable[[Any], Any]:
-    """Declare what ``method`` on this view takes and answers (stacked once per method)."""
-
-    def mark(view: Any) -> Any:
-        operations = dict(getattr(view, "operations", {}))
-        operations[method] = Operation(summary=summary, **details)
-        view.operations = operations
-        return view
-
-    return mark
 
 
 def routes() -> Iterator[tuple[str, Any]]:

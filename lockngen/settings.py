@@ -68,7 +68,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "lockngen",
+    "lockngen.apps.ProjectConfig",
+    "generations",
     "progress",
 ]
 
@@ -159,7 +160,7 @@ COMFYUI_URL = (
 COMFYUI_URLS = COMFYUI_URLS or [COMFYUI_URL]
 # Every prompt carries the monitor's clientId: ComfyUI routes a prompt's events to it alone,
 # and a socket with the same clientId takes them over. Empty: a random one made once per
-# install and kept in the database (read it through lockngen.install.comfyui_client_id).
+# install and kept in the database (read it through generations.install.comfyui_client_id).
 COMFYUI_CLIENT_ID = os.environ.get("COMFYUI_CLIENT_ID", "").strip()
 # Asks newer ComfyUI servers (started with --preview-method none, their default) for sampler
 # previews per prompt; older ones ignore it. Empty: leave it to the server.
@@ -214,7 +215,7 @@ LOCKNGEN = {
     "LOGIN_MAX_FAILURES": env_int("LOCKNGEN_LOGIN_MAX_FAILURES", 10),
     "LOGIN_WINDOW_SECONDS": env_int("LOCKNGEN_LOGIN_WINDOW_SECONDS", 900),
     "LOGIN_LOCKOUT_SECONDS": env_int("LOCKNGEN_LOGIN_LOCKOUT_SECONDS", 900),
-    # Caps on every workflow, raw graphs included (lockngen/workflow_policy.py).
+    # Caps on every workflow, raw graphs included (generations/workflow_policy.py).
     "MAX_PIXELS": env_int("LOCKNGEN_MAX_PIXELS", 4096 * 4096),
     "MAX_BATCH": env_int("LOCKNGEN_MAX_BATCH", 16),
     "MAX_STEPS": env_int("LOCKNGEN_MAX_STEPS", 150),
@@ -242,7 +243,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # The lockout check comes first: while locked, not even the right password is tried.
 AUTHENTICATION_BACKENDS = [
-    "lockngen.login_throttle.LockoutBackend",
+    "generations.login_throttle.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 

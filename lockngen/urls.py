@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from lockngen import api, asyncapi, openapi, tokens_api, webhooks_api
+from generations import api, tokens_api, webhooks_api
+from lockngen import asyncapi, openapi
 from lockngen.health import healthz
 from lockngen.metrics_view import metrics_view
 from progress import sse
@@ -33,7 +34,7 @@ urlpatterns = [
         name="webhook-deliveries",
     ),
     path("api/webhooks/<uuid:webhook_id>/test", webhooks_api.test, name="webhook-test"),
-    path("", include("lockngen.ui_urls")),
+    path("", include("generations.ui_urls")),
 ]
 
 handler400 = "lockngen.error_pages.bad_request"

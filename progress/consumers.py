@@ -14,8 +14,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from lockngen.access import ACCESS_CHANGED, Identity, Viewer, check_access
-from progress import messages as m
+from generations import messages as m
+from generations.access import ACCESS_CHANGED, Identity, Viewer, check_access
 from progress import metrics
 from progress.fanout import fanout
 from progress.groups import access_group, firehose_group, generation_group

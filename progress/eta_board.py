@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from progress.comfy import protocol as p
+from comfyui import protocol as p
 from progress.eta import (
     EtaModel,
     NodeTiming,

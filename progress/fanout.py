@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+from generations.store import async_redis
 from progress import metrics
-from progress.store import async_redis
 
 log = logging.getLogger("lockngen.fanout")
 WATCHDOG_SECONDS = 1.0

@@ -19,4 +19,4 @@ def firehose_group() -> str:
 
 def access_group(user_id: int) -> str:
     """The group that hears "this user's access changed" (revocation, logout, demotion)."""
-    return f"lockngen.access.{int(user_id)}"
+    return f"generations.access.{int(user_id)}"

@@ -35,7 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from progress import messages as m
+from generations import messages as m
 
 log = logging.getLogger("lockngen.metrics")
 disable_created_metrics()  # the *_created series: one more per counter, and no use to us
@@ -179,13 +179,13 @@ def _grouped_count(model: Any, field: str, values: tuple[str, ...]) -> dict[str,
 
 
 def count_finished() -> dict[str, int]:
-    from lockngen.models import Generation
+    from generations.models import Generation
 
     return _grouped_count(Generation, "status", FINISHED_STATUSES)
 
 
 def count_deliveries() -> dict[str, int]:
-    from lockngen.models import WebhookDelivery
+    from generations.models import WebhookDelivery
 
     return _grouped_count(WebhookDelivery, "state", DELIVERY_RESULTS)
 

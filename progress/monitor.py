@@ -22,16 +22,17 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from lockngen.install import comfyui_client_id
+from comfyui import protocol as p
+from comfyui.answers import Outcome, QueueSnapshot, UnexpectedShape
+from comfyui.client import ComfyClient, ComfyUnavailable, ServerInfo
+from generations import messages as m
+from generations.install import comfyui_client_id
+from generations.state import absorb
+from generations.store import async_redis
 from progress import eta_store, metrics, rows
-from progress import messages as m
-from progress.comfy import protocol as p
-from progress.comfy.answers import Outcome, QueueSnapshot, UnexpectedShape
-from progress.comfy.client import ComfyClient, ComfyUnavailable, ServerInfo
 from progress.eta_board import EtaBoard
 from progress.publisher import FRAME_RECEIVED_AT, Publisher
 from progress.reconcile import UNREADABLE, Doubt, Sighting, Verdict, decide, from_answers, from_job
-from progress.store import async_redis
 from progress.tracker import (
     Effect,
     FetchOutputs,
@@ -304,16 +305,7 @@ class Monitor:
     async def _track(self, state: GenerationState) -> None:
         self._last_event[state.prompt_id] = time.monotonic()
         # Progress rows are coalesced: Redis may know a later message than the row does.
-        last = await self.publisher.last_message(state.generation_id)
-        if last is not None and last["seq"] > state.seq:
-            data = last["data"]
-            state.seq = last["seq"]
-            state.progress = max(state.progress, int(data.get("progress") or 0))
-            state.step, state.total_steps = data.get("step"), data.get("totalSteps")
-            state.current_node = data.get("currentNode")
-            url = data.get("previewUrl") or ""
-            if "?seq=" in url:
-                state.preview_seq = int(url.rsplit("?seq=", 1)[1])
+        absorb(state, await self.publisher.last_message(state.generation_id))
         running_since = state.started_at if state.status == "running" else None
         self.eta.follow(state.prompt_id, state.workflow, running_since)
         await self._apply(self.tracker.track(state, time.time()))

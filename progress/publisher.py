@@ -12,10 +12,8 @@ from typing import Any
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
-from progress import messages as m
-from progress import metrics
-from progress.groups import firehose_group, generation_group
-from progress.store import (
+from generations import messages as m
+from generations.store import (
     heartbeat_key,
     log_key,
     parse_state,
@@ -23,6 +21,8 @@ from progress.store import (
     server_key,
     state_key,
 )
+from progress import metrics
+from progress.groups import firehose_group, generation_group
 
 log = logging.getLogger("lockngen.publisher")
 MAX_RETRY_DELAY = 2.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from progress.comfy.answers import Job, Outcome, QueueSnapshot
+from comfyui.answers import Job, Outcome, QueueSnapshot
 
 # A prompt missing from clean answers is asked about again after this long before it is
 # declared lost: a prompt moving from the queue to the history between two reads, or a

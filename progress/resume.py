@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 
-from lockngen.models import TERMINAL_STATUSES, Generation
-from progress import messages as m
-from progress import store
-from progress.snapshots import freshest, row_data
+from generations import messages as m
+from generations import store
+from generations.models import Generation
+from generations.state import freshest, row_data
+from generations.status import TERMINAL_STATUSES
 
 TERMINAL_TYPE = {"completed": m.COMPLETED, "failed": m.FAILED, "cancelled": m.CANCELLED}
 
@@ -22,7 +23,7 @@ class CatchUp:
 
 
 def _row(generation_id: str) -> Generation | None:
-    return Generation.objects.filter(id=generation_id).first()
+    return Generation.objects.select_related("owner").filter(id=generation_id).first()
 
 
 def terminal_message(row: Generation) -> m.Message:

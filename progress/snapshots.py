@@ -7,42 +7,14 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from lockngen.models import ACTIVE_STATUSES, Generation
-from progress import messages as m
-from progress import store
+from generations import messages as m
+from generations import store
+from generations.models import Generation
+from generations.state import freshest
+from generations.status import ACTIVE_STATUSES
 
 # A firehose socket gets at most this many snapshots on connect (the newest active ones).
 MAX_ACTIVE_SNAPSHOTS = 500
-
-
-def row_data(row: Generation) -> m.GenerationData:
-    return {
-        "status": row.status,
-        "progress": row.progress,
-        "currentNode": row.current_node or None,
-        "step": row.step,
-        "totalSteps": row.total_steps,
-        "previewUrl": m.preview_url(str(row.id), row.preview_seq) if row.preview_seq else None,
-        "error": row.error or None,
-        "images": list(row.images or []),
-        "queuePosition": row.queue_position if row.status == "queued" else None,
-        "activity": None,  # transient: only Redis's last message knows it
-        "etaSeconds": None,  # estimates are not kept in the row (they go stale at once)
-        "startsInSeconds": None,
-    }
-
-
-def row_message(row: Generation) -> m.Message:
-    return m.make_message(
-        m.SNAPSHOT, str(row.id), row.seq, row_data(row), row.updated_at.timestamp()
-    )
-
-
-def freshest(row: Generation, state: m.Message | None) -> m.Message:
-    """Redis holds every message; the row may lag behind by coalesced progress writes."""
-    if state is not None and state.get("seq", 0) >= row.seq:
-        return m.as_snapshot(state)
-    return row_message(row)
 
 
 def generation_owner(generation_id: str) -> tuple[bool, int | None]:
@@ -53,11 +25,15 @@ def generation_owner(generation_id: str) -> tuple[bool, int | None]:
 
 
 def _row(generation_id: str) -> Generation | None:
-    return Generation.objects.filter(id=generation_id).first()
+    return Generation.objects.select_related("owner").filter(id=generation_id).first()
 
 
 def _active_rows(owner: Any = None) -> list[Generation]:
-    rows = Generation.objects.filter(status__in=ACTIVE_STATUSES).order_by("-created_at")
+    rows = (
+        Generation.objects.select_related("owner")
+        .filter(status__in=ACTIVE_STATUSES)
+        .order_by("-created_at")
+    )
     if owner is not None:
         rows = rows.filter(owner=owner)
     return list(rows[:MAX_ACTIVE_SNAPSHOTS])

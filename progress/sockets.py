@@ -22,9 +22,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from lockngen.access import Identity, Viewer, check_access
-from lockngen.slidingwindow import Verdict, admit_async
-from progress.store import async_redis
+from generations.access import Identity, Viewer, check_access
+from generations.slidingwindow import Verdict, admit_async
+from generations.store import async_redis
 
 log = logging.getLogger("lockngen.sockets")
 PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -3,7 +3,7 @@
 The WebSocket's contract over plain HTTP: a snapshot first (or, with ``Last-Event-ID`` /
 ``?afterSeq=``, the replay of ``progress.resume.catch_up``), then every live message. A stream
 joins the same groups through the process's ``FanOut``, counts under the same per-user cap
-(``progress.sockets``), and re-checks access with ``lockngen.access.check_access`` on every
+(``progress.sockets``), and re-checks access with ``generations.access.check_access`` on every
 "access changed" event and periodically; when access ends the stream ends. An async view:
 daphne serves each stream on its event loop, with no thread per stream.
 """
@@ -21,12 +21,12 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from lockngen.access import ACCESS_CHANGED, Identity, Viewer, check_access
-from lockngen.api_types import EventsQuery, GenerationEventsQuery
-from lockngen.auth import identify
-from lockngen.models import TERMINAL_STATUSES
-from lockngen.openapi import operation
-from progress import messages as m
+from generations import messages as m
+from generations.access import ACCESS_CHANGED, Identity, Viewer, check_access
+from generations.api_types import EventsQuery, GenerationEventsQuery
+from generations.auth import identify
+from generations.operations import operation
+from generations.status import TERMINAL_STATUSES
 from progress import metrics
 from progress.fanout import fanout
 from progress.groups import access_group, firehose_group, generation_group

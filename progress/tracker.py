@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from progress import messages as m
-from progress.comfy import protocol as p
+from comfyui import protocol as p
+from generations import messages as m
+from generations.state import GenerationState, ImageRef
 
 # Nodes without a step count (text encoders, loaders, an empty latent) are nearly instant next
 # to a sampler; they weigh this many steps each, so the bar is driven by the sampler.
@@ -21,67 +22,6 @@ INSTANT_NODE_WEIGHT = 0.25
 # A type-1 preview arrives after its step's ``progress``; it is published on its own after
 # this delay unless another progress message picks it up first.
 PREVIEW_GRACE_SECONDS = 0.05
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """An output image on the ComfyUI server, as /view wants it."""
-
-    filename: str
-    subfolder: str
-    type: str
-
-
-@dataclass
-class GenerationState:
-    generation_id: str
-    prompt_id: str
-    workflow: dict[str, Any]
-    owner_id: int | None = None
-    created_at: float = 0.0
-    status: str = "queued"
-    seq: int = 0
-    progress: int = 0
-    current_node_id: str | None = None
-    current_node: str | None = None
-    step: int | None = None
-    total_steps: int | None = None
-    preview_seq: int | None = None
-    error: str | None = None
-    images: list[str] = field(default_factory=list)
-    queue_position: int | None = None
-    started_at: float | None = None  # epoch seconds it began running (the run limit's start)
-    activity: str | None = None  # what the running node is busy with before steps ("loading")
-    eta_seconds: float | None = None  # set as each message is built (Tracker.estimate)
-    starts_in_seconds: float | None = None
-    node_done: dict[str, float] = field(default_factory=dict)
-    outputs: list[ImageRef] = field(default_factory=list)
-    finishing: bool = False  # success seen, images being fetched
-    pending_preview: p.Preview | None = None
-    pending_since: float = 0.0
-    last_preview_at: float = -math.inf
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled")
-
-    def data(self) -> m.GenerationData:
-        return {
-            "status": self.status,
-            "progress": self.progress,
-            "currentNode": self.current_node,
-            "step": self.step,
-            "totalSteps": self.total_steps,
-            "previewUrl": (
-                m.preview_url(self.generation_id, self.preview_seq) if self.preview_seq else None
-            ),
-            "error": self.error,
-            "images": list(self.images),
-            "queuePosition": self.queue_position if self.status == "queued" else None,
-            "activity": self.activity if self.status == "running" else None,
-            "etaSeconds": None if self.terminal else self.eta_seconds,
-            "startsInSeconds": self.starts_in_seconds if self.status == "queued" else None,
-        }
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from standardwebhooks import Webhook as Signer
 
-from progress import outbox
-from progress import webhook_rules as rules
+from generations import outbox
+from generations import webhook_rules as rules
 
 log = logging.getLogger("lockngen.webhooks")
 IDLE_SECONDS = 0.5  # how often an idle sender looks at the outbox

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from progress import messages as m
-from progress.comfy import protocol as p
+from comfyui import protocol as p
+from generations import messages as m
 from progress.tracker import (
     FetchOutputs,
     GenerationState,

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from lockngen.models import ApiToken, Generation
+from generations.models import ApiToken, Generation
 from tests.browser.conftest import PASSWORD, api_create, log_in, make_user, screenshot, txt2img
 
 pytestmark = pytest.mark.integration

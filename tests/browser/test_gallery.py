@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
-from lockngen.models import Generation
+from generations.models import Generation
 from tests.browser.conftest import (
     PHONE,
     api_create,

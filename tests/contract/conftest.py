@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from lockngen.models import ApiToken
+from generations.models import ApiToken
 from tests.integration.conftest import Stack, build_stack, stop_stack
 
 

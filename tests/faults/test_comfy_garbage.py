@@ -19,7 +19,7 @@ import requests
 from aiohttp import WSMsgType, web
 from PIL import Image
 
-from lockngen.models import Generation
+from generations.models import Generation
 from tests.faults.support import TERMINAL, final_seq, record, tally
 from tests.integration.clients import Watcher, slow_noise
 from tests.procs import Proc, free_port, python

@@ -17,9 +17,9 @@ from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockngen.models import ApiToken, Generation
-from progress import outputs
-from progress.store import preview_key, sync_redis
+from generations import outputs
+from generations.models import ApiToken, Generation
+from generations.store import preview_key, sync_redis
 from tests.faults.support import record
 from tests.integration.clients import slow_noise
 from tests.integration.conftest import start_simulator

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lockngen.models import ApiToken, Generation
+from generations.models import ApiToken, Generation
 from tests.faults.rawws import (
     BINARY,
     CLOSE,

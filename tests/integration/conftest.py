@@ -54,7 +54,7 @@ def start_simulator(
         name,
         python(
             "-m",
-            "progress.simulator",
+            "comfyui_sim",
             "--host",
             "127.0.0.1",
             "--port",

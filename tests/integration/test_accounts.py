@@ -11,7 +11,7 @@ import redis
 import requests
 from django.conf import settings
 
-from lockngen.models import ApiToken
+from generations.models import ApiToken
 from tests.integration.clients import Watcher, kinds, slow_noise
 from tests.integration.conftest import Stack, build_stack, stop_stack
 

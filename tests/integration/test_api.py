@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lockngen.models import Generation
+from generations.models import Generation
 from tests.integration.clients import slow_noise
 from tests.integration.conftest import start_simulator
 from tests.procs import free_port

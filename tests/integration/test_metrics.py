@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 
-from lockngen.models import ApiToken
+from generations.models import ApiToken
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.integration.conftest import Stack, build_stack, stop_stack
 from tests.metrics_support import Scrape, dashboard, expressions, metric_names

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from lockngen.models import Generation
+from generations.models import Generation
 from tests.integration.clients import Watcher, assert_gapless, create, kinds, slow_noise
 from tests.integration.conftest import Stack, build_stack, stop_stack
 

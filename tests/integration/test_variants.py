@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from lockngen.models import Generation
+from generations.models import Generation
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.integration.conftest import VARIANTS, Stack
 from tests.procs import python

@@ -13,7 +13,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from lockngen.models import ApiToken
+from generations.models import ApiToken
 from tests.integration.conftest import Stack, build_stack, start_daphne, stop_stack
 from tests.procs import Proc, wait_for_port
 from tests.security.helpers import Web

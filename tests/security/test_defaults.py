@@ -13,8 +13,8 @@ import pytest
 import requests
 from django.conf import settings
 
-from lockngen.install import CLIENT_ID_SETTING
-from lockngen.models import InstallSetting
+from generations.install import CLIENT_ID_SETTING
+from generations.models import InstallSetting
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.integration.conftest import start_daphne, start_simulator
 from tests.procs import ROOT, Proc, daphne_args, free_port, python
@@ -98,7 +98,7 @@ def test_debug_on_explicitly_still_runs_with_the_development_key() -> None:
 
 
 def client_id_in(env: dict[str, str]) -> str:
-    code = "from lockngen.install import comfyui_client_id as c; print(c())"
+    code = "from generations.install import comfyui_client_id as c; print(c())"
     result = run_manage(env, "shell", "-c", code)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]  # after shell's own banner

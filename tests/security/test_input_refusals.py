@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from lockngen.models import ApiToken, Generation
+from generations.models import ApiToken, Generation
 from tests.integration.clients import slow_noise
 from tests.integration.conftest import Stack, build_stack, stop_stack
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 
-from lockngen import login_throttle as lt
+from generations import login_throttle as lt
 
 
 def test_ten_failures_lock_the_username_from_any_address() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lockngen.origins import Origin, origin_allowed, parse_origin
+from generations.origins import Origin, origin_allowed, parse_origin
 
 HOSTS = ["localhost", "127.0.0.1", "[::1]", "gen.example.com"]
 TRUSTED = ["https://gen.example.com", "https://*.corp.example"]

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from lockngen.models import ApiToken
+from generations.models import ApiToken
 from tests.integration.clients import slow_noise
 from tests.security.helpers import (
     admin_revoke,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from lockngen.models import Generation
+from generations.models import Generation
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.integration.conftest import VARIANTS, Stack, build_stack, stop_stack
 

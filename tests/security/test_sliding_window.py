@@ -5,7 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from lockngen.slidingwindow import admit, record
+from generations.slidingwindow import admit, record
 
 
 @pytest.fixture

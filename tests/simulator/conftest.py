@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from progress.comfy import protocol
-from progress.simulator import SimulatorConfig, create_app
+from comfyui import protocol
+from comfyui_sim import SimulatorConfig, create_app
 
 from .frames import RECORDED, TRACE_SETS, TRACES, Kind, TraceSet, live_kind
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from progress.comfy import protocol
+from comfyui import protocol
 from tests.traces import FORK_TRACES, TRACES
 
 Kind = tuple[Any, ...]

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from progress.simulator import SimulatorConfig, create_app
-from progress.simulator.app import CONFIG
+from comfyui_sim import SimulatorConfig, create_app
+from comfyui_sim.app import CONFIG
 
 from .conftest import Sim, StartSim
 from .frames import requests

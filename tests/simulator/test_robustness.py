@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from progress.simulator import SimulatorConfig
-from progress.simulator.cli import add_arguments, config_from_options
-from progress.simulator.engine import Engine, ServerError
-from progress.simulator.hub import Hub
-from progress.simulator.nodes import build_catalog
+from comfyui_sim import SimulatorConfig
+from comfyui_sim.cli import add_arguments, config_from_options
+from comfyui_sim.engine import Engine, ServerError
+from comfyui_sim.hub import Hub
+from comfyui_sim.nodes import build_catalog
 
 from .conftest import Sim
 
@@ -136,7 +136,7 @@ def _free_port() -> int:
 
 def test_module_entry_point_serves(tmp_path: Path) -> None:
     port = _free_port()
-    args = [sys.executable, "-m", "progress.simulator", "--port", str(port)]
+    args = [sys.executable, "-m", "comfyui_sim", "--port", str(port)]
     args += ["--output-dir", str(tmp_path / "out"), "--time-scale", "0.1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(

@@ -10,7 +10,7 @@ import redis
 import requests
 from django.conf import settings
 
-from lockngen.models import ApiToken
+from generations.models import ApiToken
 from tests.integration.conftest import Stack, build_stack, stop_stack
 
 SSE_ENV = {

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from lockngen.models import ApiToken
+from generations.models import ApiToken
 from tests.integration.clients import Watcher, assert_gapless
 from tests.security.helpers import Web, log_in, log_out
 from tests.sse.client import EventStream, bearer

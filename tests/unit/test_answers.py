@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from progress.comfy.answers import (
+from comfyui.answers import (
     UnexpectedShape,
     read_history,
     read_job,

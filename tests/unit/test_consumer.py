@@ -13,9 +13,9 @@ from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from generations import store
+from generations.models import Generation
 from lockngen.asgi import application
-from lockngen.models import Generation
-from progress import store
 from progress.groups import firehose_group, generation_group
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
-from lockngen.models import Generation
+from generations.models import Generation
 from progress.consumers import ProgressConsumer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from django.conf import settings as django_settings
 
-from lockngen import api as lockngen_api
+from generations import api as lockngen_api
 from tests.metrics_support import dashboard
 from tests.procs import daphne_args
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from progress import messages as m
-from progress.comfy import protocol as p
-from progress.comfy.answers import UnexpectedShape, read_queue
+from comfyui import protocol as p
+from comfyui.answers import UnexpectedShape, read_queue
+from generations import messages as m
 from progress.eta import (
     EtaModel,
     NodeTiming,

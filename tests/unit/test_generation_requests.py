@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lockngen.generation_requests import PolicyError, RequestError, parse
+from generations.generation_requests import PolicyError, RequestError, parse
 
 GOOD = {"prompt": "a lighthouse at dawn", "width": 512, "height": 768, "steps": 20, "seed": 42}
 

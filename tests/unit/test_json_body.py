@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lockngen.json_body import MAX_DEPTH, MAX_INT, MAX_VALUES, BodyError, loads
+from generations.json_body import MAX_DEPTH, MAX_INT, MAX_VALUES, BodyError, loads
 
 REFUSED = [
     # (what was tried, the raw body, words of the message)

@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from django.contrib.auth.models import AnonymousUser
 from prometheus_client import CollectorRegistry, generate_latest
 
+from comfyui import protocol as p
+from generations import messages as m
+from generations.models import ApiToken
 from lockngen.metrics_view import access
-from lockngen.models import ApiToken
-from progress import messages as m
 from progress import metrics
-from progress.comfy import protocol as p
 from progress.metrics_http import bearer, metrics_app, token_matches
 from progress.publisher import FRAME_RECEIVED_AT, Publisher
 from progress.tracker import GenerationState, Tracker

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from lockngen import api_types, asyncapi, generation_requests, openapi
-from progress import messages as m
+from generations import api_types, generation_requests
+from generations import messages as m
+from lockngen import asyncapi, openapi
 from tests import traces
 from tests.contract.schemas import problems, validator
 from tests.replay import Run

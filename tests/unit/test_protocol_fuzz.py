@@ -8,7 +8,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from progress.comfy import protocol as p
+from comfyui import protocol as p
 from progress.tracker import GenerationState, Tracker
 
 TYPES = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from progress.comfy.answers import Job, Outcome, QueueSnapshot
+from comfyui.answers import Job, Outcome, QueueSnapshot
 from progress.reconcile import (
     ABSENT,
     CONFIRM_SECONDS,

@@ -7,8 +7,8 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockngen.models import ApiToken
-from lockngen.tokens_api import MAX_LIVE_TOKENS
+from generations.models import ApiToken
+from generations.tokens_api import MAX_LIVE_TOKENS
 
 pytestmark = pytest.mark.django_db
 

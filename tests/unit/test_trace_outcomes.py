@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from progress import messages as m
-from progress.comfy import protocol as p
-from progress.comfy.answers import QueueSnapshot, read_history
+from comfyui import protocol as p
+from comfyui.answers import QueueSnapshot, read_history
+from generations import messages as m
 from progress.reconcile import Doubt, decide, from_answers
 from progress.tracker import GenerationState, Tracker
 from tests import traces

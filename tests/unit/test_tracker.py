@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from progress import messages as m
-from progress.comfy import protocol as p
+from comfyui import protocol as p
+from generations import messages as m
 from progress.tracker import GenerationState, Reconcile, StorePreview, Tracker
 from tests import traces
 from tests.replay import Run

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from lockngen.generation_requests import txt2img_workflow
-from lockngen.workflow_policy import Policy, check
+from generations.generation_requests import txt2img_workflow
+from generations.workflow_policy import Policy, check
 
 DEFAULT = Policy()
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from lockngen.models import ApiToken, WebhookDelivery
+from generations.models import ApiToken, WebhookDelivery
 from tests.integration.conftest import Stack, build_stack, stop_stack
 from tests.procs import Proc, python
 from tests.webhooks.receiver import Receiver

@@ -6,8 +6,8 @@ import time
 import uuid
 from typing import Any
 
-from lockngen.models import Generation, Webhook
-from progress import messages as m
+from generations import messages as m
+from generations.models import Generation, Webhook
 from progress.tracker import GenerationState
 
 

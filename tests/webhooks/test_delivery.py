@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lockngen.models import WebhookDelivery
+from generations.models import WebhookDelivery
 from tests.integration.clients import Watcher
 from tests.webhooks.client import (
     answered,

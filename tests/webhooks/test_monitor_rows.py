@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from progress import messages as m
+from generations import messages as m
 from progress.monitor import Monitor
 from progress.tracker import GenerationState, Publish, Tracker
 from tests.webhooks.outbox_helpers import message

@@ -11,10 +11,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from lockngen.models import DeliveryState, Webhook, WebhookAttempt, WebhookDelivery
-from progress import messages as m
-from progress import outbox, rows
-from progress import webhook_rules as rules
+from generations import messages as m
+from generations import outbox
+from generations import webhook_rules as rules
+from generations.models import DeliveryState, Webhook, WebhookAttempt, WebhookDelivery
+from progress import rows
 from tests.webhooks.outbox_helpers import generation, hook, message, state
 
 pytestmark = pytest.mark.django_db(transaction=True)

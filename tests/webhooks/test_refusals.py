@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from lockngen.models import ApiToken, DeliveryState, Webhook, WebhookDelivery
-from progress import outbox
+from generations import outbox
+from generations.models import ApiToken, DeliveryState, Webhook, WebhookDelivery
 from progress.webhook_sender import Sender
 from tests.webhooks.outbox_helpers import generation, hook, message, state
 from tests.webhooks.receiver import always

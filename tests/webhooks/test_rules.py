@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from progress import webhook_rules as rules
+from generations import webhook_rules as rules
 
 DELAYS = (5.0, 30.0, 120.0, 600.0, 3600.0)
 DAY = 24 * 3600.0

@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from progress.comfy.answers import read_version
+from comfyui.answers import read_version
 
 
 def _port_free(port: int) -> bool:
@@ -153,7 +153,7 @@ class Command(BaseCommand):
             self.stdout.write(f"port {taken} is taken: the simulator goes to port {port}\n")
         sim_url = f"http://127.0.0.1:{port}"
         env["COMFYUI_URL"] = sim_url
-        procs.append(self._spawn(["-m", "progress.simulator", "--port", str(port)], env))
+        procs.append(self._spawn(["-m", "comfyui_sim", "--port", str(port)], env))
         _wait_port(port, procs[-1])
         return sim_url
 

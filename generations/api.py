@@ -1,0 +1,334 @@
+"""The HTTP API: generations, their live preview and their output images (JSON, camelCase)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import shutil
+import uuid
+from datetime import datetime
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+
+from comfyui.answers import read_rejection
+from comfyui.client import ComfyRejected, ComfyUnavailable
+from generations import generation_requests, json_body, limits, outputs, store
+from generations.api_types import (
+    CreateGeneration,
+    GenerationJson,
+    GenerationListQuery,
+    GenerationPage,
+    PreviewQuery,
+)
+from generations.auth import api_view, visible
+from generations.backends import choose_backend, client_for
+from generations.install import comfyui_client_id
+from generations.models import Generation
+from generations.operations import operation
+from generations.ratelimit import retry_after
+from generations.state import freshest, row_data
+from generations.status import ACTIVE_STATUSES, Status
+
+log = logging.getLogger("lockngen.api")
+
+# Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE itself; ours answers 413 first.
+MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+DEFAULT_PAGE, MAX_PAGE = limits.GENERATIONS_PAGE, limits.GENERATIONS_MAX_PAGE
+STATUS_FILTERS = {s.value: (s.value,) for s in Status} | {"active": ACTIVE_STATUSES}
+
+
+def error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def generation_json(row: Generation) -> GenerationJson:
+    """The row, brought up to date with the latest published message (rows lag by design)."""
+    try:
+        state = store.read_state_sync(str(row.id))
+    except redis.RedisError:
+        state = None
+    latest = freshest(row, state)
+    data = {**row_data(row), **latest["data"]}
+    seq = latest["seq"]
+    return {  # type: ignore[typeddict-item]  # the data's keys are GenerationData's
+        "id": str(row.id),
+        **data,
+        "seq": seq,
+        "params": row.params or None,
+        "workflow": row.workflow,
+        "cancelRequested": row.cancel_requested,
+        "createdAt": _iso(row.created_at),
+        "updatedAt": _iso(row.updated_at),
+        "finishedAt": _iso(row.finished_at),
+    }
+
+
+def comfy_rejection(exc: ComfyRejected) -> JsonResponse:
+    """ComfyUI's 400, as ours: its message, and each node's errors (any server's shapes)."""
+    rejection = read_rejection(exc.body)
+    return error(
+        400, rejection.message, field=None, type=rejection.type, nodeErrors=rejection.node_errors
+    )
+
+
+# --------------------------------------------------------------------------- collection
+
+
+@operation(
+    "GET",
+    "The caller's generations (staff and open installs: all), newest first",
+    returns=GenerationPage,
+    query=GenerationListQuery,
+    errors=(400,),
+)
+@operation(
+    "POST",
+    "Submit a generation: a raw ComfyUI workflow or a text-to-image request",
+    ok=201,
+    returns=GenerationJson,
+    body=CreateGeneration,
+    errors=(400, 413, 429, 503),
+)
+@api_view("GET", "POST")
+def generations(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _create(request)
+    return _list(request)
+
+
+def _body_too_large(request: HttpRequest) -> bool:
+    """Judged on Content-Length first: reading a huge body to measure it is the harm."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    return declared > MAX_BODY_BYTES or len(request.body) > MAX_BODY_BYTES
+
+
+def _create(request: HttpRequest) -> HttpResponse:
+    user = request.api_user  # type: ignore[attr-defined]
+    if _body_too_large(request):
+        return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        asked = generation_requests.parse(json_body.loads(request.body or b"null"))
+    except json_body.BodyError as exc:
+        return error(400, str(exc), field=None)
+    except generation_requests.RequestError as exc:
+        return error(400, str(exc), **exc.details())
+    wait = retry_after(f"user-{user.id}" if user else f"ip-{request.META.get('REMOTE_ADDR')}")
+    if wait is not None:
+        response = error(429, f"too many generations; try again in {wait} s")
+        response["Retry-After"] = str(wait)
+        return response
+    return _submit(asked, user)
+
+
+def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResponse:
+    try:
+        backend = choose_backend()
+    except ComfyUnavailable:
+        return error(503, "ComfyUI is unreachable; try again shortly")
+    # The row exists before ComfyUI hears of the prompt: its events may beat the answer.
+    row = _reserve(asked, backend, user if settings.REQUIRE_AUTH else None)
+    if row is None:
+        cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
+        return error(
+            429,
+            f"you already have {cap} queued or running generations (at most {cap}); "
+            "wait for one to finish or cancel one",
+        )
+    try:
+        client_for(backend).submit(
+            asked.workflow,
+            row.prompt_id,
+            comfyui_client_id(),
+            settings.COMFYUI_PREVIEW_METHOD,
+        )
+    except ComfyRejected as exc:
+        row.delete()
+        return comfy_rejection(exc)
+    except ComfyUnavailable as exc:
+        row.delete()
+        log.warning("ComfyUI unreachable: %s", exc)
+        return error(503, "ComfyUI is unreachable; try again shortly")
+    return JsonResponse(generation_json(row), status=201)
+
+
+def _reserve(
+    asked: generation_requests.GenerationRequest, backend: str, owner: Any
+) -> Generation | None:
+    """The new row, unless ``owner`` already has ``MAX_ACTIVE_PER_USER`` active ones."""
+    cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
+    # Locking the user's row makes count-then-create one step per user (PostgreSQL). Not on
+    # SQLite: a read that turns into a write there fails at once ("database is locked").
+    locking = connection.features.has_select_for_update
+    with transaction.atomic() if locking else contextlib.nullcontext():
+        if owner is not None and cap > 0:
+            if locking:
+                # Not type(owner): a session's user is a lazy proxy, not the model class.
+                get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+            active = Generation.objects.filter(owner=owner, status__in=ACTIVE_STATUSES)
+            if active.count() >= cap:
+                return None
+        return Generation.objects.create(
+            prompt_id=str(uuid.uuid4()),
+            comfyui_url=backend,
+            workflow=asked.workflow,
+            params=asked.params,
+            owner=owner,
+        )
+
+
+def _list(request: HttpRequest) -> HttpResponse:
+    rows = visible(request.api_user)  # type: ignore[attr-defined]
+    if request.GET.get("owner") == "me" and request.api_user is not None:  # type: ignore[attr-defined]
+        rows = rows.filter(owner=request.api_user)  # type: ignore[attr-defined]
+    wanted = request.GET.get("status")
+    if wanted is not None:
+        if wanted not in STATUS_FILTERS:
+            return error(400, f"status must be one of {', '.join(STATUS_FILTERS)}", field="status")
+        rows = rows.filter(status__in=STATUS_FILTERS[wanted])
+    try:
+        limit = int(request.GET.get("limit", DEFAULT_PAGE))
+    except ValueError:
+        return error(400, "limit must be an integer", field="limit")
+    if not 1 <= limit <= MAX_PAGE:
+        return error(400, f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    try:
+        rows = _after_cursor(rows, request.GET.get("cursor"))
+    except ValueError:
+        return error(400, "cursor is not one this API gave out", field="cursor")
+    page = list(rows.select_related("owner").order_by("-created_at", "-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return JsonResponse(
+        {
+            "results": [generation_json(row) for row in page],
+            "nextCursor": _cursor(page[-1]) if more else None,
+        }
+    )
+
+
+def _cursor(row: Generation) -> str:
+    raw = json.dumps([row.created_at.isoformat(), str(row.id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _after_cursor(rows: QuerySet[Generation], cursor: str | None) -> QuerySet[Generation]:
+    """Keyset pagination: stable while new generations keep arriving at the top."""
+    if not cursor:
+        return rows
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, row_id = json.loads(raw)
+        created_at, row_uuid = datetime.fromisoformat(created), uuid.UUID(row_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("bad cursor") from exc
+    return rows.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=row_uuid))
+
+
+# --------------------------------------------------------------------------- one generation
+
+
+def _find(request: HttpRequest, generation_id: uuid.UUID) -> Generation | None:
+    # Another user's generation is "not found", never "forbidden": no existence leak.
+    return visible(request.api_user).filter(id=generation_id).first()  # type: ignore[attr-defined]
+
+
+@operation("GET", "One generation", returns=GenerationJson, errors=(404,))
+@operation(
+    "DELETE",
+    "Delete a finished generation and its images",
+    ok=204,
+    media="none",
+    errors=(404, 409),
+)
+@api_view("GET", "DELETE")
+def generation(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    row = _find(request, generation_id)
+    if row is None:
+        return error(404, "no such generation")
+    if request.method == "GET":
+        return JsonResponse(generation_json(row))
+    if row.is_active:
+        return error(409, f"generation is {row.status}; cancel it first")
+    shutil.rmtree(outputs.generation_dir(str(row.id)), ignore_errors=True)
+    try:
+        store.forget_sync(str(row.id))
+    except redis.RedisError:
+        log.warning("Redis keys of %s not removed (they expire on their own)", row.id)
+    row.delete()
+    return HttpResponse(status=204)
+
+
+@operation(
+    "POST",
+    "Ask ComfyUI to stop it; generation.cancelled follows when ComfyUI confirms",
+    ok=202,
+    returns=GenerationJson,
+    errors=(404, 409, 503),
+)
+@api_view("POST")
+def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    row = _find(request, generation_id)
+    if row is None:
+        return error(404, "no such generation")
+    if not row.is_active:
+        return error(409, f"generation is already {row.status}")
+    Generation.objects.filter(id=row.id).update(cancel_requested=True)
+    try:
+        client_for(row.comfyui_url or settings.COMFYUI_URL).cancel(row.prompt_id)
+    except ComfyUnavailable as exc:
+        log.warning("cancel of %s not delivered: %s", row.id, exc)
+        return error(503, "ComfyUI is unreachable; the cancel will be retried when it is back")
+    row.refresh_from_db()
+    # The monitor publishes generation.cancelled when ComfyUI confirms (or drops the prompt).
+    return JsonResponse(generation_json(row), status=202)
+
+
+@operation(
+    "GET",
+    "The latest sampler preview (JPEG or PNG, as ComfyUI sent it)",
+    media="image/*",
+    query=PreviewQuery,
+    errors=(404, 503),
+)
+@api_view("GET")
+def preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    if _find(request, generation_id) is None:
+        return error(404, "no such generation")
+    try:
+        found = store.read_preview_sync(str(generation_id))
+    except redis.RedisError:
+        return error(503, "preview store unavailable")
+    if found is None:
+        return error(404, "no preview (yet, or any more)")
+    image, content_type = found
+    response = HttpResponse(image, content_type=content_type)
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@operation("GET", "One of its output images", media="image/*", errors=(404,))
+@api_view("GET")
+def image(request: HttpRequest, generation_id: uuid.UUID, name: str) -> HttpResponse:
+    if _find(request, generation_id) is None:
+        return error(404, "no such generation")
+    path = outputs.image_path(str(generation_id), name)
+    if path is None:
+        return error(404, "no such image")
+    response = FileResponse(path.open("rb"), content_type=outputs.content_type(name))
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
