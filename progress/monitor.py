@@ -1,8 +1,8 @@
 """The monitor: ComfyUI's WebSocket → tracker → publisher, in one long-lived event loop.
 
-A thin shell around the pure parts: ``comfy.protocol`` decodes, ``tracker`` decides,
-``publisher`` and ``rows`` carry out. The socket is read by websocket-client in a thread
-that hands frames to the loop; everything else runs in the loop, one frame at a time, so a
+A thin shell around the pure parts: ``comfyui.protocol`` decodes, ``tracker`` and
+``reconcile`` decide, ``publisher`` and ``rows`` carry out. The socket is
+``comfyui.transport``'s; everything else runs in the loop, one frame at a time, so a
 generation's messages keep ComfyUI's order.
 """
 
@@ -12,12 +12,10 @@ import asyncio
 import copy
 import logging
 import random
-import threading
 import time
 from collections import OrderedDict
 from typing import Any
 
-import websocket
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -25,14 +23,26 @@ from django.conf import settings
 from comfyui import protocol as p
 from comfyui.answers import Outcome, QueueSnapshot, UnexpectedShape
 from comfyui.client import ComfyClient, ComfyUnavailable, ServerInfo
+from comfyui.transport import ComfySocket, SocketClosed
 from generations import messages as m
 from generations.install import comfyui_client_id
 from generations.state import absorb
+from generations.status import Status
 from generations.store import async_redis
 from progress import eta_store, metrics, rows
 from progress.eta_board import EtaBoard
 from progress.publisher import FRAME_RECEIVED_AT, Publisher
-from progress.reconcile import UNREADABLE, Doubt, Sighting, Verdict, decide, from_answers, from_job
+from progress.reconcile import (
+    UNREADABLE,
+    Doubt,
+    Sighting,
+    Verdict,
+    decide,
+    from_answers,
+    from_job,
+    over_limit,
+    settlement,
+)
 from progress.tracker import (
     Effect,
     FetchOutputs,
@@ -42,17 +52,10 @@ from progress.tracker import (
     Reconcile,
     StorePreview,
     Tracker,
-    error_text,
-    final_images,
-    output_images,
 )
 
 log = logging.getLogger("lockngen.monitor")
 
-_CLOSED = object()  # the reader thread's "socket gone" marker
-# A silent socket is pinged after this long, and given up after twice this long: a ComfyUI
-# host that vanishes without a FIN must not leave the monitor waiting forever.
-READ_TIMEOUT = 20.0
 HEARTBEAT_SECONDS = 5.0
 
 
@@ -128,7 +131,7 @@ class Monitor:
         self._last_resync = time.monotonic()
         self._last_event: dict[str, float] = {}  # prompt id -> monotonic time of its last frame
         self.stopping = asyncio.Event()
-        self._ws: websocket.WebSocket | None = None
+        self._ws: ComfySocket | None = None
         # Coalesced progress: the state to write, and the message it was last published in.
         self._dirty: dict[str, tuple[GenerationState, m.Message]] = {}
         self._foreign: OrderedDict[str, None] = OrderedDict()  # prompt ids that are not ours
@@ -158,12 +161,8 @@ class Monitor:
     def stop(self) -> None:
         self.stopping.set()
         self.publisher.stopping.set()
-        ws = self._ws
-        if ws is not None:
-            try:
-                ws.abort()  # unblocks the reader thread's recv
-            except Exception:  # noqa: BLE001 - the socket may already be gone
-                pass
+        if self._ws is not None:
+            self._ws.abort()
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -175,35 +174,25 @@ class Monitor:
         """One connection to ComfyUI, from connect to loss; False if it never connected."""
         url = ws_url(self.comfy_url, self.client_id)
         try:
-            # UTF-8 is checked by our decoder: a bad frame is skipped, not a dropped socket.
-            ws = await asyncio.to_thread(
-                websocket.create_connection, url, timeout=10, skip_utf8_validation=True
-            )
+            ws = await ComfySocket.connect(url)
         except Exception as exc:  # noqa: BLE001 - any failure to connect means "try later"
             log.warning("cannot reach ComfyUI at %s: %s", url, exc)
             return False
         self._ws = ws
         metrics.comfyui_connected(self.comfy_url)
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        reader = threading.Thread(
-            target=_read_frames, args=(ws, asyncio.get_running_loop(), queue), daemon=True
-        )
-        ws.settimeout(READ_TIMEOUT)
-        reader.start()
         log.info("connected to ComfyUI at %s", url)
         try:
             # Flags are per socket: re-sent on every connection, or previews lose prompt ids.
-            await asyncio.to_thread(ws.send, m.dumps(p.FEATURE_FLAGS_HELLO))
+            await ws.send_text(m.dumps(p.FEATURE_FLAGS_HELLO))
             await self._guard(self._learn_server())
             await self._guard(self.reconcile())
-            await self._consume(queue)
+            await self._consume(ws)
+        except SocketClosed:
+            log.warning("ComfyUI connection lost")
         finally:
             self._ws = None
             metrics.comfyui_disconnected(self.comfy_url)
-            try:
-                ws.abort()
-            except Exception:  # noqa: BLE001
-                pass
+            ws.abort()
         return True
 
     async def _learn_server(self) -> None:
@@ -236,20 +225,17 @@ class Monitor:
         log.info("ComfyUI at %s sends previews as %s", self.comfy_url, self._preview_format)
         await self.publisher.describe_server(self.comfy_url, self._server_facts())
 
-    async def _consume(self, queue: asyncio.Queue[Any]) -> None:
+    async def _consume(self, ws: ComfySocket) -> None:
+        """Frames in ComfyUI's order until the socket ends (``SocketClosed``) or we stop."""
         while not self.stopping.is_set():
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout=0.05)
-            except TimeoutError:
+            frame = await ws.receive(timeout=0.05)
+            if frame is None:
                 await self._guard(self._apply(self.tracker.tick(time.time())))
                 continue
-            if item is _CLOSED:
-                log.warning("ComfyUI connection lost")
-                return
-            opcode, data, received_at = item
-            binary = opcode == websocket.ABNF.OPCODE_BINARY
-            stamp = FRAME_RECEIVED_AT.set(received_at)  # for the messages this frame causes
-            await self._guard(self.on_frame(data, binary=binary, received_at=received_at))
+            stamp = FRAME_RECEIVED_AT.set(frame.received_at)  # for the messages it causes
+            await self._guard(
+                self.on_frame(frame.data, binary=frame.binary, received_at=frame.received_at)
+            )
             FRAME_RECEIVED_AT.reset(stamp)
 
     async def _guard(self, work: Any) -> None:
@@ -306,7 +292,7 @@ class Monitor:
         self._last_event[state.prompt_id] = time.monotonic()
         # Progress rows are coalesced: Redis may know a later message than the row does.
         absorb(state, await self.publisher.last_message(state.generation_id))
-        running_since = state.started_at if state.status == "running" else None
+        running_since = state.started_at if state.status == Status.RUNNING else None
         self.eta.follow(state.prompt_id, state.workflow, running_since)
         await self._apply(self.tracker.track(state, time.time()))
 
@@ -326,23 +312,22 @@ class Monitor:
                 await self.reconcile_prompt(effect.prompt_id)
 
     async def _publish(self, effect: Publish) -> None:
-        state, kind = effect.state, effect.message["type"]
-        if kind == m.PROGRESS:
+        state = effect.state
+        if effect.save_now:
+            # The webhook outbox is written in the row's transaction.
+            self._dirty.pop(state.generation_id, None)
+            await rows.save(state, effect.message["seq"], effect.message)
+        else:
             # Coalesced (see _flush_loop): webhooks get the progress messages that are saved.
             # A copy: the flush writes from a thread while the tracker moves the live state on
             # (it could otherwise write a half-made "completed" before the terminal save).
             self._dirty[state.generation_id] = (copy.copy(state), effect.message)
-        else:
-            # The row before the message: a client that GETs on a terminal message sees it.
-            # The webhook outbox is written in the same transaction.
-            self._dirty.pop(state.generation_id, None)
-            await rows.save(state, effect.message["seq"], effect.message)
         if state.terminal:
             for table in (self._recheck, self._absent_since, self._last_event):
                 table.pop(state.prompt_id, None)
         await self.publisher.publish(effect.message, owner_id=state.owner_id)
         if state.terminal:
-            await self._learn(state.prompt_id, completed=kind == m.COMPLETED)
+            await self._learn(state.prompt_id, completed=state.status == Status.COMPLETED)
 
     async def _learn(self, prompt_id: str, completed: bool) -> None:
         """A completed run teaches the ETA model (kept in Redis); others are only forgotten."""
@@ -402,7 +387,7 @@ class Monitor:
             return
         for prompt_id, state in list(self.tracker.generations.items()):
             # A queued prompt deleted from ComfyUI's queue vanishes without any event.
-            if state.status == "queued" and not queue.knows(prompt_id):
+            if state.status == Status.QUEUED and not queue.knows(prompt_id):
                 await self.reconcile_prompt(prompt_id, queue)
         await self._apply_positions(queue.pending)
 
@@ -433,7 +418,7 @@ class Monitor:
         quiet = [
             now - self._last_event.get(pid, now)
             for pid, state in self.tracker.generations.items()
-            if state.status == "running"
+            if state.status == Status.RUNNING
         ]
         if not quiet or min(quiet) < self.resync_seconds:
             return
@@ -441,17 +426,14 @@ class Monitor:
             return
         log.warning("a running prompt has been silent for %.0fs: reconnecting", min(quiet))
         self._last_resync = now
-        try:
-            self._ws.abort()  # the session ends; run() reconnects and reconciles
-        except Exception:  # noqa: BLE001 - already gone: the same outcome
-            pass
+        self._ws.abort()  # the session ends; run() reconnects and reconciles
 
     async def settle_stale(self) -> None:
         """Running prompts silent for too long, or past the run limit, are looked at again."""
         now = time.monotonic()
         self._resync_if_deaf(now)
         for prompt_id, state in list(self.tracker.generations.items()):
-            if state.status != "running" or state.finishing:
+            if state.status != Status.RUNNING or state.finishing:
                 continue
             quiet = now - self._last_event.get(prompt_id, now)
             stale = quiet >= self.stale_seconds
@@ -470,11 +452,7 @@ class Monitor:
                 await self.reconcile_prompt(prompt_id)
 
     def _over_limit(self, state: GenerationState, now: float) -> str | None:
-        if not self.max_run_seconds or state.started_at is None:
-            return None
-        if now - state.started_at < self.max_run_seconds:
-            return None
-        return f"stopped: ran longer than the limit of {self.max_run_seconds:.0f} s"
+        return over_limit(state.started_at, self.max_run_seconds, now)
 
     async def reconcile_prompt(
         self,
@@ -548,16 +526,14 @@ class Monitor:
             await self._apply(self.tracker.fail(prompt_id, verdict.error or "failed", now))
 
     async def _settle(self, state: GenerationState, outcome: Outcome, now: float) -> None:
-        prompt_id = state.prompt_id
-        if outcome.status == "completed":
-            refs = [ref for out in outcome.outputs.values() for ref in output_images(out)]
+        prompt_id, plan = state.prompt_id, settlement(outcome)
+        if plan.action == "complete":
             state.finishing = True
-            await self._complete(prompt_id, final_images(refs))
-        elif outcome.status == "cancelled":
+            await self._complete(prompt_id, list(plan.images))
+        elif plan.action == "cancel":
             await self._apply(self.tracker.cancel(prompt_id, now))
         else:
-            error = error_text(outcome.error) if outcome.error else "ComfyUI reported an error"
-            await self._apply(self.tracker.fail(prompt_id, error, now))
+            await self._apply(self.tracker.fail(prompt_id, plan.error or "failed", now))
 
 
 def _cancel_quietly(client: ComfyClient, prompt_id: str) -> None:
@@ -565,38 +541,3 @@ def _cancel_quietly(client: ComfyClient, prompt_id: str) -> None:
         client.cancel(prompt_id)  # free ComfyUI of a prompt we have given up on
     except ComfyUnavailable as exc:
         log.warning("could not cancel %s: %s", prompt_id, exc)
-
-
-def _read_frames(ws: websocket.WebSocket, loop: asyncio.AbstractEventLoop, queue: Any) -> None:
-    """Reader thread: blocking receives, handed to the loop in order."""
-    pinged = False
-    try:
-        while True:
-            try:
-                opcode, data = ws.recv_data(control_frame=True)
-            except websocket.WebSocketTimeoutException:
-                if pinged:
-                    log.warning("ComfyUI stopped answering pings")
-                    break
-                ws.ping()
-                pinged = True
-                continue
-            pinged = False
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                break
-            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                continue
-            if opcode == websocket.ABNF.OPCODE_TEXT:
-                try:
-                    data = data.decode("utf-8")
-                except UnicodeDecodeError:
-                    log.warning("skipping a text frame that is not UTF-8")
-                    continue
-            loop.call_soon_threadsafe(queue.put_nowait, (opcode, data, time.time()))
-    except Exception as exc:  # noqa: BLE001 - any end of the socket ends the session
-        log.debug("reader stops: %s", exc)
-    finally:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, _CLOSED)
-        except RuntimeError:
-            pass  # the loop is already closed: the monitor is exiting

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from comfyui.answers import Job, Outcome, QueueSnapshot
+from generations.state import ImageRef
+from progress.tracker import error_text, final_images, output_images
 
 # A prompt missing from clean answers is asked about again after this long before it is
 # declared lost: a prompt moving from the queue to the history between two reads, or a
@@ -115,3 +117,31 @@ def from_answers(outcome: Outcome | None, queue: QueueSnapshot | None, prompt_id
     if queue.knows(prompt_id):
         return Sighting("active", running=prompt_id in queue.running)
     return ABSENT
+
+
+def over_limit(started_at: float | None, limit: float, now: float) -> str | None:
+    """The error that ends a run past the wall-clock limit (``limit`` 0: no limit)."""
+    if not limit or started_at is None or now - started_at < limit:
+        return None
+    return f"stopped: ran longer than the limit of {limit:.0f} s"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How an ended prompt ends here: ``complete`` with ``images`` fetched, ``cancel``, or
+    ``fail`` with ``error``."""
+
+    action: Literal["complete", "cancel", "fail"]
+    images: tuple[ImageRef, ...] = ()
+    error: str | None = None
+
+
+def settlement(outcome: Outcome) -> Settlement:
+    """The server's account of an ended prompt, as what to do with its generation."""
+    if outcome.status == "completed":
+        refs = [ref for out in outcome.outputs.values() for ref in output_images(out)]
+        return Settlement("complete", images=tuple(final_images(refs)))
+    if outcome.status == "cancelled":
+        return Settlement("cancel")
+    error = error_text(outcome.error) if outcome.error else "ComfyUI reported an error"
+    return Settlement("fail", error=error)

@@ -15,6 +15,7 @@ from typing import Any
 from comfyui import protocol as p
 from generations import messages as m
 from generations.state import GenerationState, ImageRef
+from generations.status import Status
 
 # Nodes without a step count (text encoders, loaders, an empty latent) are nearly instant next
 # to a sampler; they weigh this many steps each, so the bar is driven by the sampler.
@@ -26,10 +27,15 @@ PREVIEW_GRACE_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class Publish:
-    """Send this message; ``state`` is the generation right after it (for the database)."""
+    """Send this message; ``state`` is the generation right after it (for the database).
+
+    ``save_now``: the row is written before the message goes out (every state change but a
+    progress step, whose rows are coalesced: a client that GETs on any other message sees it).
+    """
 
     message: m.Message
     state: GenerationState
+    save_now: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ class Tracker:
     def track(self, state: GenerationState, now: float) -> list[Effect]:
         """Follow a generation; one never announced before gets its ``queued`` message."""
         self.generations[state.prompt_id] = state
-        if state.seq == 0 and state.status == "queued":
+        if state.seq == 0 and state.status == Status.QUEUED:
             return [self._publish(state, m.QUEUED, now)]
         return []
 
@@ -150,9 +156,9 @@ class Tracker:
     def _on_start(self, event: p.ExecutionStart, now: float) -> list[Effect]:
         self.running_prompt = event.prompt_id
         state = self.get(event.prompt_id)
-        if state is None or state.terminal or state.status == "running":
+        if state is None or state.terminal or state.status == Status.RUNNING:
             return []
-        state.status, state.queue_position, state.started_at = "running", None, now
+        state.status, state.queue_position, state.started_at = Status.RUNNING, None, now
         return self._emit(state, m.STARTED, now)
 
     def _on_cached(self, event: p.ExecutionCached, now: float) -> list[Effect]:
@@ -270,7 +276,7 @@ class Tracker:
         state = self.get(prompt_id)
         if state is None or state.terminal:
             return []
-        state.status, state.progress, state.images = "completed", 100, list(image_urls)
+        state.status, state.progress, state.images = Status.COMPLETED, 100, list(image_urls)
         state.finishing = False
         state.current_node_id = state.current_node = None
         state.step = state.total_steps = None
@@ -280,19 +286,19 @@ class Tracker:
         state = self.get(prompt_id)
         if state is None or state.terminal:
             return []
-        state.status, state.error, state.finishing = "failed", error, False
+        state.status, state.error, state.finishing = Status.FAILED, error, False
         return self._finish(state, m.FAILED, now)
 
     def cancel(self, prompt_id: str, now: float) -> list[Effect]:
         state = self.get(prompt_id)
         if state is None or state.terminal:
             return []
-        state.status, state.finishing = "cancelled", False
+        state.status, state.finishing = Status.CANCELLED, False
         return self._finish(state, m.CANCELLED, now)
 
     def set_queue_position(self, prompt_id: str, position: int, now: float) -> list[Effect]:
         state = self.get(prompt_id)
-        if state is None or state.status != "queued" or state.queue_position == position:
+        if state is None or state.status != Status.QUEUED or state.queue_position == position:
             return []
         state.queue_position = position
         return [self._publish(state, m.QUEUED, now)]
@@ -313,9 +319,9 @@ class Tracker:
         return effects
 
     def _ensure_running(self, state: GenerationState, now: float) -> list[Effect]:
-        if state.status != "queued":
+        if state.status != Status.QUEUED:
             return []
-        state.status, state.queue_position, state.started_at = "running", None, now
+        state.status, state.queue_position, state.started_at = Status.RUNNING, None, now
         return [self._publish(state, m.STARTED, now)]
 
     def _emit_if_changed(self, state: GenerationState, now: float) -> list[Effect]:
@@ -352,7 +358,7 @@ class Tracker:
         estimates = (None, None) if state.terminal else self.estimate(state, now)
         state.eta_seconds, state.starts_in_seconds = estimates
         message = m.make_message(kind, state.generation_id, state.seq, state.data(), now)
-        return Publish(message=message, state=state)
+        return Publish(message=message, state=state, save_now=kind != m.PROGRESS)
 
 
 def final_images(outputs: list[ImageRef]) -> list[ImageRef]:

@@ -32,6 +32,7 @@ class Run:
         following the submitted prompts (those in ``only`` when given)."""
         self.tracker = Tracker(preview_interval=0.0)
         self.published: list[m.Message] = []
+        self.publishes: list[Publish] = []  # the effects themselves (with save_now)
         self.previews: list[StorePreview] = []
         self.reconciled: list[str] = []
         self.ids: dict[str, str] = {}
@@ -50,6 +51,7 @@ class Run:
         for effect in effects:
             if isinstance(effect, Publish):
                 self.published.append(effect.message)
+                self.publishes.append(effect)
             elif isinstance(effect, StorePreview):
                 self.previews.append(effect)
             elif isinstance(effect, FetchOutputs):

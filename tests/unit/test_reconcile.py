@@ -13,10 +13,13 @@ from progress.reconcile import (
     UNREADABLE,
     YOUNG_SECONDS,
     Doubt,
+    Settlement,
     Sighting,
     decide,
     from_answers,
     from_job,
+    over_limit,
+    settlement,
 )
 
 NOW = 10_000.0
@@ -116,3 +119,31 @@ def test_history_and_queue_sightings() -> None:
     assert from_answers(None, queue, "q") == Sighting("active", running=False)
     assert from_answers(None, queue, "x") == ABSENT
     assert from_answers(None, None, "x") == UNREADABLE
+
+
+@pytest.mark.parametrize(
+    ("started_at", "limit", "ended"),
+    [
+        (None, 60.0, False),  # never started: no run to time
+        (NOW - 59, 60.0, False),
+        (NOW - 60, 60.0, True),
+        (NOW - 10_000, 0.0, False),  # 0: no limit
+    ],
+)
+def test_the_run_limit(started_at, limit, ended) -> None:
+    error = over_limit(started_at, limit, NOW)
+    assert (error is not None) == ended
+    if error:
+        assert "60 s" in error
+
+
+def test_an_ended_prompt_is_settled_as_the_server_says() -> None:
+    saved = {"filename": "a.png", "subfolder": "", "type": "output"}
+    temp = {"filename": "t.png", "subfolder": "", "type": "temp"}
+    done = settlement(Outcome(status="completed", outputs={"9": {"images": [temp, saved]}}))
+    assert done.action == "complete" and [i.filename for i in done.images] == ["a.png"]
+    only_temp = settlement(Outcome(status="completed", outputs={"9": {"images": [temp]}}))
+    assert [i.filename for i in only_temp.images] == ["t.png"]
+    assert settlement(Outcome(status="cancelled", outputs={})).action == "cancel"
+    failed = settlement(Outcome(status="failed", outputs={}))
+    assert failed == Settlement("fail", error="ComfyUI reported an error")

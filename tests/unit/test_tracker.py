@@ -187,3 +187,11 @@ def test_previews_are_throttled_latest_wins() -> None:
     assert stored[0] == b"step1" and stored[-1] != b"step1"
     # Each stored one was the newest preview at that moment.
     assert all(image.startswith(b"step") for image in stored)
+
+
+def test_only_progress_rows_wait_to_be_written() -> None:
+    run = Run("success.jsonl")
+    assert run.published
+    kinds = {(e.message["type"], e.save_now) for e in run.publishes}
+    assert ("generation.progress", False) in kinds
+    assert all(save for kind, save in kinds if kind != "generation.progress")

@@ -34,7 +34,8 @@ async def test_a_coalesced_progress_keeps_the_state_it_was_published_with() -> N
     )  # fmt: skip
     row: Any = Row()
     live = GenerationState(str(row.id), "p", {}, status="running", seq=7, progress=90)
-    await monitor._publish(Publish(message=message(row, m.PROGRESS, 7, "running"), state=live))
+    progress = message(row, m.PROGRESS, 7, "running")
+    await monitor._publish(Publish(message=progress, state=live, save_now=False))
     live.status, live.seq, live.progress = "completed", 8, 100  # the tracker moves on
     written, queued = monitor._dirty[str(row.id)]
     assert (written.status, written.seq, written.progress) == ("running", 7, 90)
