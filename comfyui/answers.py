@@ -67,9 +67,10 @@ def read_queue(body: Any) -> QueueSnapshot:
     if not isinstance(body, dict):
         raise UnexpectedShape(f"/queue answered {shape(body)}")
     lists = [body.get("queue_running"), body.get("queue_pending")]
-    if not all(isinstance(items, list) for items in lists):
+    checked = [items for items in lists if isinstance(items, list)]
+    if len(checked) != len(lists):
         raise UnexpectedShape(f"/queue answered {shape(body)}")
-    running, pending = ([_queue_item(item) for item in items] for items in lists)
+    running, pending = ([_queue_item(item) for item in items] for items in checked)
     graphs = {pid: graph for _, pid, graph in running + pending if graph is not None}
     return QueueSnapshot(
         running=[pid for _, pid, _ in running],
@@ -155,7 +156,7 @@ def read_job(body: Any, prompt_id: str) -> Job:
     if not isinstance(body, dict) or body.get("status") not in _JOB_STATUSES:
         raise UnexpectedShape(f"/api/jobs/{{id}} answered {shape(body)}")
     status: JobStatus = body["status"]
-    if status in ("pending", "in_progress"):
+    if status == "pending" or status == "in_progress":
         return Job(status=status, outcome=None)
     outputs = body.get("outputs", {})
     if not isinstance(outputs, dict):
@@ -197,7 +198,8 @@ def _node_errors(raw: Any) -> dict[str, dict[str, Any]]:
     for node_id, node in (raw if isinstance(raw, dict) else {}).items():
         if not isinstance(node, dict):
             continue
-        errors = node.get("errors") if isinstance(node.get("errors"), list) else []
+        listed = node.get("errors")
+        errors = listed if isinstance(listed, list) else []
         found[str(node_id)] = {
             "classType": node.get("class_type"),
             "errors": [
@@ -216,12 +218,14 @@ def read_rejection(body: Any) -> Rejection:
     ``extra_info {node_id, class_type}`` but empty ``node_errors``: that node is reported.
     """
     body = body if isinstance(body, dict) else {}
-    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    raw = body.get("error")
+    err: dict[str, Any] = raw if isinstance(raw, dict) else {}
     message = str(err.get("message") or "ComfyUI rejected the workflow")
     if err.get("details"):
         message = f"{message}: {err['details']}"
     kind = err.get("type") if isinstance(err.get("type"), str) else None
-    extra = err.get("extra_info") if isinstance(err.get("extra_info"), dict) else {}
+    raw_extra = err.get("extra_info")
+    extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
     # Forks repeat the node errors inside extra_info: either place will do.
     node_errors = _node_errors(body.get("node_errors")) or _node_errors(extra.get("node_errors"))
     node_id = extra.get("node_id")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,12 +165,17 @@ Event = (
 # --------------------------------------------------------------------------- decoding helpers
 
 
-def _str(data: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
+def _str(data: dict[str, Any], key: str) -> str:
+    value = _opt_str(data, key)
+    if value is None:
+        raise ProtocolError(f"missing {key!r}")
+    return value
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
-        if optional:
-            return None
-        raise ProtocolError(f"missing {key!r}")
+        return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ProtocolError(f"{key!r} must be a string, got {type(value).__name__}")
     return str(value)  # node ids are strings on the wire, but tolerate ints
@@ -203,7 +209,7 @@ def _status(d: dict[str, Any]) -> Status:
     remaining = exec_info.get("queue_remaining")
     if isinstance(remaining, bool) or not isinstance(remaining, int):
         raise ProtocolError("queue_remaining must be an integer")
-    return Status(queue_remaining=remaining, sid=_str(d, "sid", optional=True))
+    return Status(queue_remaining=remaining, sid=_opt_str(d, "sid"))
 
 
 def _cached(d: dict[str, Any]) -> ExecutionCached:
@@ -227,7 +233,7 @@ def _progress_state(d: dict[str, Any]) -> ProgressState:
             # An unknown form of this newer, optional key is not worth losing the frame.
             activity=raw["activity"] if isinstance(raw.get("activity"), str) else None,
         )
-    return ProgressState(prompt_id=_str(d, "prompt_id", optional=True), nodes=nodes)
+    return ProgressState(prompt_id=_opt_str(d, "prompt_id"), nodes=nodes)
 
 
 def _executed(d: dict[str, Any]) -> Executed:
@@ -241,24 +247,22 @@ def decode_error(d: dict[str, Any]) -> ExecutionError:
     """An ``execution_error`` payload (a frame's data, a /history message, a job's error)."""
     return ExecutionError(
         prompt_id=_str(d, "prompt_id"),
-        node_id=_str(d, "node_id", optional=True),
-        node_type=_str(d, "node_type", optional=True),
+        node_id=_opt_str(d, "node_id"),
+        node_type=_opt_str(d, "node_type"),
         exception_message=str(d.get("exception_message") or ""),
         exception_type=str(d.get("exception_type") or ""),
     )
 
 
-_TEXT_DECODERS = {
+_TEXT_DECODERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     "status": _status,
     "feature_flags": lambda d: FeatureFlags(flags=d),
     "execution_start": lambda d: ExecutionStart(_str(d, "prompt_id"), _int_or_none(d, "timestamp")),
     "execution_cached": _cached,
-    "executing": lambda d: Executing(
-        prompt_id=_str(d, "prompt_id", optional=True), node=_str(d, "node", optional=True)
-    ),
+    "executing": lambda d: Executing(prompt_id=_opt_str(d, "prompt_id"), node=_opt_str(d, "node")),
     "progress": lambda d: Progress(
-        prompt_id=_str(d, "prompt_id", optional=True),
-        node=_str(d, "node", optional=True),
+        prompt_id=_opt_str(d, "prompt_id"),
+        node=_opt_str(d, "node"),
         value=_num(d, "value"),
         max=_num(d, "max"),
     ),
@@ -270,8 +274,8 @@ _TEXT_DECODERS = {
     "execution_error": decode_error,
     "execution_interrupted": lambda d: ExecutionInterrupted(
         prompt_id=_str(d, "prompt_id"),
-        node_id=_str(d, "node_id", optional=True),
-        node_type=_str(d, "node_type", optional=True),
+        node_id=_opt_str(d, "node_id"),
+        node_type=_opt_str(d, "node_type"),
     ),
 }
 
@@ -322,8 +326,8 @@ def _metadata_preview(data: bytes) -> Preview:
     return Preview(
         content_type=content_type,
         image=data[8 + length :],
-        prompt_id=_str(meta, "prompt_id", optional=True),
-        node_id=_str(meta, "node_id", optional=True),
+        prompt_id=_opt_str(meta, "prompt_id"),
+        node_id=_opt_str(meta, "node_id"),
     )
 
 
@@ -354,7 +358,7 @@ def decode_binary(data: bytes) -> Event:
 def decode(frame: str | bytes, *, binary: bool) -> Event:
     """Decode a frame as received from the socket (text or binary opcode)."""
     if binary:
-        return decode_binary(bytes(frame) if not isinstance(frame, bytes) else frame)
+        return decode_binary(frame.encode("latin-1") if isinstance(frame, str) else frame)
     return decode_text(frame)
 
 

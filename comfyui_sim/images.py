@@ -27,7 +27,7 @@ def _target(seed: int, width: int, height: int) -> Image.Image:
     start = tuple(rng.randrange(256) for _ in range(3))
     end = tuple(rng.randrange(256) for _ in range(3))
     corners = Image.new("RGB", (2, 2))
-    corners.putdata([start, start, end, end])  # type: ignore[arg-type]
+    corners.putdata([start, start, end, end])
     return corners.resize((max(1, width), max(1, height)), Image.Resampling.BILINEAR)
 
 

@@ -79,9 +79,13 @@ class NodeResult:
 class NodeContext(Protocol):
     """What the executor offers a running node (ComfyUI's ProgressBar + PromptServer hooks)."""
 
-    node_id: str
-    prompt_id: str
-    prompt: dict[str, Any]
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def prompt_id(self) -> str: ...
+    @property
+    def prompt(self) -> dict[str, Any]: ...
+
     preview_method: str
     preview_size: int
     sampler_step_seconds: float
@@ -284,8 +288,9 @@ async def _save_image(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
 async def _preview_image(ctx: NodeContext, inp: dict[str, Any]) -> NodeResult:
     suffix = "".join(random.choice(string.ascii_lowercase) for _ in range(5))
     prefix = f"ComfyUI_temp_{suffix}"
-    args = (_image(inp["images"]), ctx.temp_dir, prefix, "temp", {}, 1)
-    saved = await asyncio.to_thread(_write_images, *args)
+    saved = await asyncio.to_thread(
+        _write_images, _image(inp["images"]), ctx.temp_dir, prefix, "temp", {}, 1
+    )
     return NodeResult((), {"images": saved})
 
 

@@ -47,7 +47,7 @@ def active_rows_json(request: HttpRequest) -> list[dict[str, Any]]:
     )
     result = []
     for row in rows:
-        data = api.generation_json(row)
+        data: dict[str, Any] = dict(api.generation_json(row))
         data.pop("workflow", None)  # large, and not shown
         data["owner"] = row.owner.get_username() if row.owner else None
         data["promptId"] = row.prompt_id

@@ -27,6 +27,8 @@ from generations.api_types import (
     GenerationListQuery,
     GenerationPage,
     PreviewQuery,
+    iso,
+    iso_or_none,
 )
 from generations.auth import api_view, visible
 from generations.backends import choose_backend, client_for
@@ -42,15 +44,13 @@ log = logging.getLogger("lockngen.api")
 # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE itself; ours answers 413 first.
 MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 DEFAULT_PAGE, MAX_PAGE = limits.GENERATIONS_PAGE, limits.GENERATIONS_MAX_PAGE
-STATUS_FILTERS = {s.value: (s.value,) for s in Status} | {"active": ACTIVE_STATUSES}
+STATUS_FILTERS = {s.value: (s.value,) for s in Status.__members__.values()} | {
+    "active": ACTIVE_STATUSES
+}
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def generation_json(row: Generation) -> GenerationJson:
@@ -60,18 +60,18 @@ def generation_json(row: Generation) -> GenerationJson:
     except redis.RedisError:
         state = None
     latest = freshest(row, state)
-    data = {**row_data(row), **latest["data"]}
+    data = row_data(row) | latest["data"]
     seq = latest["seq"]
-    return {  # type: ignore[typeddict-item]  # the data's keys are GenerationData's
+    return {
         "id": str(row.id),
         **data,
         "seq": seq,
         "params": row.params or None,
         "workflow": row.workflow,
         "cancelRequested": row.cancel_requested,
-        "createdAt": _iso(row.created_at),
-        "updatedAt": _iso(row.updated_at),
-        "finishedAt": _iso(row.finished_at),
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+        "finishedAt": iso_or_none(row.finished_at),
     }
 
 
@@ -118,7 +118,7 @@ def _body_too_large(request: HttpRequest) -> bool:
 
 
 def _create(request: HttpRequest) -> HttpResponse:
-    user = request.api_user  # type: ignore[attr-defined]
+    user = request.api_user
     if _body_too_large(request):
         return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -192,9 +192,9 @@ def _reserve(
 
 
 def _list(request: HttpRequest) -> HttpResponse:
-    rows = visible(request.api_user)  # type: ignore[attr-defined]
-    if request.GET.get("owner") == "me" and request.api_user is not None:  # type: ignore[attr-defined]
-        rows = rows.filter(owner=request.api_user)  # type: ignore[attr-defined]
+    rows = visible(request.api_user)
+    if request.GET.get("owner") == "me" and request.api_user is not None:
+        rows = rows.filter(owner=request.api_user)
     wanted = request.GET.get("status")
     if wanted is not None:
         if wanted not in STATUS_FILTERS:
@@ -244,7 +244,7 @@ def _after_cursor(rows: QuerySet[Generation], cursor: str | None) -> QuerySet[Ge
 
 def _find(request: HttpRequest, generation_id: uuid.UUID) -> Generation | None:
     # Another user's generation is "not found", never "forbidden": no existence leak.
-    return visible(request.api_user).filter(id=generation_id).first()  # type: ignore[attr-defined]
+    return visible(request.api_user).filter(id=generation_id).first()
 
 
 @operation("GET", "One generation", returns=GenerationJson, errors=(404,))

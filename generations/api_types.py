@@ -8,6 +8,7 @@ constants, not copies.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field, WithJsonSchema
@@ -19,6 +20,17 @@ from generations.status import Status
 from generations.webhook_rules import EVENT_TYPES
 
 IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def iso(moment: datetime) -> str:
+    """A time as the API writes it: ISO 8601, UTC as ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    return iso(moment) if moment else None
+
+
 Uuid = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
 StatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 EventType = Literal[

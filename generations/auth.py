@@ -87,7 +87,7 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
             user, failure = _authenticate(request)
             if failure is not None:
                 return failure
-            request.api_user = user  # type: ignore[attr-defined]
+            request.api_user = user
             return view(request, *args, **kwargs)
 
         wrapper.csrf_exempt = True  # type: ignore[attr-defined]  # checked above, per caller

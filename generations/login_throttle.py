@@ -80,7 +80,7 @@ class LockoutBackend:
             log.warning("login throttle not checked: %s", exc)  # fail open, as the rate limit
             return None
         if wait and request is not None:
-            request.login_locked_for = wait  # type: ignore[attr-defined]
+            request.login_locked_for = wait
         if wait:
             raise PermissionDenied("locked out")  # stops authenticate() trying other backends
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
@@ -86,7 +86,7 @@ def parse_state(raw: bytes | str | None) -> m.Message | None:
         value: Any = json.loads(raw)
     except ValueError:
         return None
-    return value if isinstance(value, dict) and "seq" in value else None
+    return cast(m.Message, value) if isinstance(value, dict) and "seq" in value else None
 
 
 async def read_state(generation_id: str) -> m.Message | None:
@@ -111,7 +111,9 @@ def read_preview_sync(generation_id: str) -> tuple[bytes, str] | None:
     found = sync_redis().hgetall(preview_key(generation_id))
     if not found or b"image" not in found:
         return None
-    return found[b"image"], found.get(b"content_type", b"image/jpeg").decode()
+    image, kind = found[b"image"], found.get(b"content_type", b"image/jpeg")
+    image = image if isinstance(image, bytes) else image.encode()
+    return image, kind.decode() if isinstance(kind, bytes) else str(kind)
 
 
 def forget_sync(generation_id: str) -> None:

@@ -11,7 +11,14 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from generations.api_types import TokenIssued, TokenJson, TokenList, TokenRequest
+from generations.api_types import (
+    TokenIssued,
+    TokenJson,
+    TokenList,
+    TokenRequest,
+    iso,
+    iso_or_none,
+)
 from generations.auth import api_view
 from generations.limits import MAX_LIVE_TOKENS
 from generations.limits import TOKEN_NAME_MAX as MAX_NAME
@@ -20,16 +27,13 @@ from generations.operations import operation
 
 
 def token_json(token: ApiToken) -> TokenJson:
-    def iso(moment: Any) -> str | None:
-        return moment.isoformat().replace("+00:00", "Z") if moment else None
-
     return {
         "id": token.pk,
         "name": token.name,
         "prefix": token.prefix,
         "createdAt": iso(token.created_at),
-        "lastUsedAt": iso(token.last_used_at),
-        "revokedAt": iso(token.revoked_at),
+        "lastUsedAt": iso_or_none(token.last_used_at),
+        "revokedAt": iso_or_none(token.revoked_at),
     }
 
 

@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from generations import messages as m
@@ -22,6 +23,7 @@ EVENT_TYPES: tuple[str, ...] = (
     m.CANCELLED,
 )
 DEFAULT_EVENTS: tuple[str, ...] = m.TERMINAL_TYPES
+HookId = TypeVar("HookId")
 PING = "webhook.ping"
 # A 408 or 429 is the endpoint asking for later; 5xx is its own trouble.
 RETRIED_4XX = frozenset({408, 429})
@@ -47,7 +49,7 @@ def wants(events: Iterable[str], kind: str) -> bool:
     return kind in events
 
 
-def targets(kind: str, hooks: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
+def targets(kind: str, hooks: Iterable[tuple[HookId, Sequence[str]]]) -> list[HookId]:
     """The ids of the (owner's active) webhooks that subscribed to ``kind``."""
     return [hook_id for hook_id, events in hooks if wants(events, kind)]
 

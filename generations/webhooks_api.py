@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from generations import json_body, limits, outbox
 from generations import webhook_rules as rules
-from generations.api import _iso, error
+from generations.api import error
 from generations.api_types import (
     AttemptJson,
     AttemptList,
@@ -21,6 +21,8 @@ from generations.api_types import (
     WebhookJson,
     WebhookList,
     WebhookRequest,
+    iso,
+    iso_or_none,
 )
 from generations.auth import api_view
 from generations.models import Webhook, WebhookAttempt
@@ -37,8 +39,8 @@ def webhook_json(hook: Webhook, with_secret: bool = False) -> WebhookJson | Webh
         "url": hook.url,
         "events": list(hook.events),
         "active": hook.active,
-        "failingSince": _iso(hook.failing_since),
-        "createdAt": _iso(hook.created_at),
+        "failingSince": iso_or_none(hook.failing_since),
+        "createdAt": iso(hook.created_at),
     }
     if with_secret:
         return {**data, "secret": hook.secret}  # shown once, at creation
@@ -56,15 +58,15 @@ def attempt_json(row: WebhookAttempt) -> AttemptJson:
         "attempt": row.attempt,
         "status": row.status,
         "error": row.error or None,
-        "createdAt": _iso(row.created_at),
-        "nextAttemptAt": _iso(row.next_attempt_at),
+        "createdAt": iso(row.created_at),
+        "nextAttemptAt": iso_or_none(row.next_attempt_at),
     }
 
 
 def _own(request: HttpRequest) -> QuerySet[Webhook]:
     """Everyone, staff too, manages only their own endpoints here (the admin lists all).
     No user (an install without accounts): the ownerless ones."""
-    return Webhook.objects.filter(owner=request.api_user)  # type: ignore[attr-defined]
+    return Webhook.objects.filter(owner=request.api_user)
 
 
 def check_url(url: object) -> str:
@@ -122,7 +124,7 @@ def _create(request: HttpRequest) -> HttpResponse:
         url = check_url(body.get("url"))
     except rules.UrlRefused as exc:
         return error(400, str(exc), field="url")
-    hook = Webhook.objects.create(owner=request.api_user, url=url, events=events)  # type: ignore[attr-defined]
+    hook = Webhook.objects.create(owner=request.api_user, url=url, events=events)
     return JsonResponse(webhook_json(hook, with_secret=True), status=201)
 
 

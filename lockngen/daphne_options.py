@@ -22,4 +22,4 @@ def _init_with_close_codes(self: WebSocketFactory, *args: Any, **kwargs: Any) ->
 
 def install() -> None:
     if WebSocketFactory.__init__ is not _init_with_close_codes:
-        WebSocketFactory.__init__ = _init_with_close_codes  # type: ignore[method-assign]
+        WebSocketFactory.__init__ = _init_with_close_codes

@@ -37,7 +37,7 @@ def main() -> None:
 
     async def run_monitor() -> None:
         monitor = build_monitor(settings.COMFYUI_URL)  # inside the running loop
-        reactor.addSystemEventTrigger("before", "shutdown", monitor.stop)
+        reactor.addSystemEventTrigger("before", "shutdown", monitor.stop)  # type: ignore[arg-type]
         log.info("embedded monitor started for %s", settings.COMFYUI_URL)
         await monitor.run()
 

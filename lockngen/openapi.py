@@ -84,10 +84,7 @@ class Schemas:
         return {"$lockngen": key}
 
     def resolve(self, document: dict[str, Any]) -> dict[str, Any]:
-        inputs = [
-            (key, mode, TypeAdapter(kind))  # type: ignore[misc]
-            for key, (kind, mode) in self.wanted.items()
-        ]
+        inputs = [(key, mode, TypeAdapter(kind)) for key, (kind, mode) in self.wanted.items()]
         found, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)  # type: ignore[arg-type]
         by_key = {key: schema for (key, _mode), schema in found.items()}
         document.setdefault("components", {})["schemas"] = defs.get("$defs", {})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -119,7 +121,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
-def install_prefix(secret_key: str, database: dict, redis_url: str) -> str:
+def install_prefix(secret_key: str, database: Mapping[str, Any], redis_url: str) -> str:
     """A Redis namespace of this install's own: pub/sub channels ignore the db index, so
     two installs on one Redis (production on db 0, staging on db 1) would hear each other.
     Derived from what makes an install: its secret, its database and its Redis db."""

@@ -165,7 +165,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
             await self.send_error(
                 f"generationId {raw_id[:64]!r} is not a UUID"
                 if generation_id is None
-                else f"afterSeq {raw_after[:20]!r} is not an integer >= 0"
+                else f"afterSeq {str(raw_after)[:20]!r} is not an integer >= 0"
             )
             await self.close(code=CLOSE_BAD_REQUEST)
             return

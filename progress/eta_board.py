@@ -93,7 +93,7 @@ class EtaBoard:
     def observe(self, prompt_id: str | None, event: p.Event, now: float) -> None:
         """An event of one of our prompts (ids already resolved as the tracker does)."""
         clock = self.clocks.get(prompt_id) if prompt_id else None
-        if clock is None:
+        if clock is None or prompt_id is None:
             return
         if isinstance(event, p.ExecutionStart):
             clock.started_at, clock.saw_start = now, True

@@ -38,7 +38,9 @@ async def load(client: aredis.Redis, comfy_url: str) -> EtaModel:
 
 async def save(client: aredis.Redis, comfy_url: str, model: EtaModel, keys: Iterable[str]) -> None:
     try:
-        await client.hset(model_key(comfy_url), mapping=model.to_fields(keys))
+        # redis-py's Mapping parameter is invariant in its key type: a dict[str, str] is fine.
+        fields = model.to_fields(keys)
+        await client.hset(model_key(comfy_url), mapping=fields)  # type: ignore[arg-type]
     except RedisError as exc:  # kept in memory; the next finished prompt writes again
         log.warning("cannot save the learned ETA model: %s", exc)
 

@@ -263,7 +263,7 @@ class Monitor:
         replay = isinstance(event, p.Executing) and event.prompt_id is None
         if not replay and not isinstance(event, p.Status | p.Unknown | p.FeatureFlags):
             owner = prompt_id or self.tracker.running_prompt
-            if self.tracker.get(owner):  # prompts of others are not ours to time
+            if owner and self.tracker.get(owner):  # prompts of others are not ours to time
                 self._last_event[owner] = time.monotonic()
         if isinstance(event, p.FeatureFlags):
             await self._on_server_flags(event.flags)

@@ -49,6 +49,6 @@ async def catch_up(generation_id: str, after_seq: int) -> CatchUp:
         return CatchUp([(seq, text) for seq, text in log if seq > after_seq], log[-1][0])
     if row.status in TERMINAL_STATUSES and row.seq == after_seq + 1 and row.seq >= newest:
         return CatchUp([(row.seq, m.dumps(terminal_message(row)))], row.seq)
-    snapshot = dict(freshest(row, await store.read_state(generation_id)))
-    snapshot["recovered"] = False
-    return CatchUp([(snapshot["seq"], m.dumps(snapshot))], snapshot["seq"], recovered=False)
+    snapshot = freshest(row, await store.read_state(generation_id))
+    lost: m.Message = {**snapshot, "recovered": False}
+    return CatchUp([(lost["seq"], m.dumps(lost))], lost["seq"], recovered=False)

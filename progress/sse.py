@@ -52,7 +52,7 @@ def error_frame(why: str) -> bytes:
     return f"event: error\ndata: {json.dumps({'type': 'error', 'error': why})}\n\n".encode()
 
 
-def _is_terminal(message: dict[str, Any]) -> bool:
+def _is_terminal(message: m.Message | dict[str, Any]) -> bool:
     return message.get("type") in m.TERMINAL_TYPES or (
         message.get("type") == m.SNAPSHOT and message["data"].get("status") in TERMINAL_STATUSES
     )
@@ -186,10 +186,10 @@ async def _events(stream: Stream, opening: list[bytes]) -> AsyncIterator[bytes]:
             except TimeoutError:
                 yield b": keepalive\n\n"
                 continue
-            chunk = await stream.handle(item)
-            if chunk is not None:
+            sent = await stream.handle(item)
+            if sent is not None:
                 metrics.DELIVERED_SSE.value += 1
-                yield chunk
+                yield sent
     finally:
         await stream.close()
 

@@ -13,6 +13,8 @@ if [ -x scripts/ensure_test_tools.sh ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Types: every application package (lockngen, generations, progress, comfyui, comfyui_sim), pyproject.toml [tool.mypy].
+.venv/bin/mypy
 
 echo "== the suite on SQLite"
 .venv/bin/python -m pytest "$@"

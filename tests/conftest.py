@@ -7,6 +7,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.conf import settings
+from hypothesis import settings as hypothesis_settings
+
+# No per-example deadline: the suite shares 2 cores with its own processes, and a slow example
+# is not a wrong one (speed is measured in bench/, not in tests).
+hypothesis_settings.register_profile("lockngen", deadline=None)
+hypothesis_settings.load_profile("lockngen")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -31,13 +31,14 @@ class Command(BaseCommand):
         self.stdout.write("ok")
 
 
-def describe(raw: bytes | None) -> str:
+def describe(raw: bytes | str | None) -> str:
     """One line about the server, as the monitor logged it on connect."""
     try:
         facts = json.loads(raw) if raw else {}
     except ValueError:
         facts = {}
-    jobs = {True: "yes", False: "no"}.get(facts.get("jobsApi"), "unknown")
+    api = facts.get("jobsApi")
+    jobs = ("yes" if api else "no") if isinstance(api, bool) else "unknown"
     return (
         f"ComfyUI version {facts.get('version') or 'unknown'}, jobs API {jobs}, "
         f"previews {facts.get('previews') or 'unknown (none received yet)'}"
