@@ -44,8 +44,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.procs import Proc, free_port, python, wait_for_port  # noqa: E402
-from tests.workloads import txt2img  # noqa: E402
+from tests.support.procs import Proc, free_port, python, wait_for_port  # noqa: E402
+from tests.support.workloads import txt2img  # noqa: E402
 
 POINTS = (0.10, 0.25, 0.50, 0.75)
 SIZES = [(512, 512), (512, 768), (768, 512), (640, 640), (768, 768), (1024, 768), (1024, 1024)]

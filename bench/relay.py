@@ -32,7 +32,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.procs import Proc, free_port, python, wait_for_port  # noqa: E402
+from tests.support.procs import Proc, free_port, python, wait_for_port  # noqa: E402
 
 CONNECT_CONCURRENCY = 50
 

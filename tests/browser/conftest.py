@@ -17,8 +17,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.integration.conftest import start_daphne, start_simulator
-from tests.procs import ROOT, Proc, daphne_args, python, wait_for_port
+from tests.support.procs import ROOT, Proc, daphne_args, python, wait_for_port
+from tests.support.stack import start_daphne, start_simulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

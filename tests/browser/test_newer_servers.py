@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import BrowserStack, api_create, log_in, make_user, screenshot, wait_api
 from tests.integration.clients import slow_noise
-from tests.servers import use_variant
+from tests.support.servers import use_variant
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from generations.models import ApiToken
-from tests.integration.conftest import Stack, build_stack, stop_stack
+from tests.support.stack import Stack, build_stack, stop_stack
 
 
 @pytest.fixture(scope="package")

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.integration.conftest import VARIANTS, Stack, build_stack, stop_stack
-from tests.servers import restart_simulator, use_variant
+from tests.faults.support import ensure_running
+from tests.support.servers import use_variant
+from tests.support.stack import Stack, build_stack, stop_stack
 
 
 @pytest.fixture(scope="package")
@@ -30,14 +31,6 @@ def fault_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
         stop_stack(s)
 
 
-def ensure_running(stack: Stack) -> None:
-    if stack.sim.popen is None or stack.sim.popen.poll() is not None:
-        restart_simulator(stack)
-    if stack.monitor is None or stack.monitor.popen.poll() is not None:
-        stack.start_monitor()
-    assert stack.web.popen.poll() is None, stack.web.tail()
-
-
 @pytest.fixture
 def rig(fault_stack: Stack, transactional_db, request) -> Iterator[Stack]:
     """The shared stack for one test, its processes up and the simulator idle, playing
@@ -49,7 +42,3 @@ def rig(fault_stack: Stack, transactional_db, request) -> Iterator[Stack]:
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         print(fault_stack.logs())
-
-
-# A fault test that runs against every server the simulator plays (``rig`` is parametrized).
-each_server = pytest.mark.parametrize("rig", list(VARIANTS), indirect=True)

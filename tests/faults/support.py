@@ -14,12 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import requests
 
-from tests.procs import ROOT
+from generations import messages as m
+from generations.status import TERMINAL_STATUSES
+from tests.support.procs import ROOT
+from tests.support.servers import restart_simulator
+from tests.support.stack import VARIANTS, Stack
 
 FIGURES = ROOT / "artifacts" / "reliability.jsonl"
-TERMINAL = {"generation.completed", "generation.failed", "generation.cancelled"}
+TERMINAL = set(m.TERMINAL_TYPES)
 SNAPSHOT = "generation.snapshot"
 
 
@@ -217,7 +222,7 @@ class ResumingClient:
             return
         self._last[gid] = max(self._last.get(gid, 0), msg["seq"])
         status = msg.get("data", {}).get("status")
-        if msg["type"] in TERMINAL or status in ("completed", "failed", "cancelled"):
+        if msg["type"] in TERMINAL or status in TERMINAL_STATUSES:
             self._done.add(gid)
 
     async def run(self, timeout: float = 60.0, retry_delay: float = 0.2) -> None:
@@ -279,3 +284,15 @@ class ResumingClient:
             if code is None:
                 await ws.close()
             self.close_codes.append(code)
+
+
+def ensure_running(stack: Stack) -> None:
+    if stack.sim.popen is None or stack.sim.popen.poll() is not None:
+        restart_simulator(stack)
+    if stack.monitor is None or stack.monitor.popen.poll() is not None:
+        stack.start_monitor()
+    assert stack.web.popen.poll() is None, stack.web.tail()
+
+
+# A fault test that runs against every server the simulator plays (``rig`` is parametrized).
+each_server = pytest.mark.parametrize("rig", list(VARIANTS), indirect=True)

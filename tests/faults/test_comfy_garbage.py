@@ -22,7 +22,7 @@ from PIL import Image
 from generations.models import Generation
 from tests.faults.support import TERMINAL, final_seq, record, tally
 from tests.integration.clients import Watcher, slow_noise
-from tests.procs import Proc, free_port, python
+from tests.support.procs import Proc, free_port, python
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -22,8 +22,8 @@ from generations.models import ApiToken, Generation
 from generations.store import preview_key, sync_redis
 from tests.faults.support import record
 from tests.integration.clients import slow_noise
-from tests.integration.conftest import start_simulator
-from tests.procs import free_port
+from tests.support.procs import free_port
+from tests.support.stack import start_simulator
 
 pytestmark = [pytest.mark.integration]
 

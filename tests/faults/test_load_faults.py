@@ -27,7 +27,7 @@ from tests.faults.support import (
     tally,
 )
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.servers import port_of
+from tests.support.servers import port_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

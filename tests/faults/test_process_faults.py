@@ -11,17 +11,18 @@ import time
 import pytest
 import requests
 
-from tests.faults.conftest import each_server
+from generations.status import TERMINAL_STATUSES
 from tests.faults.support import (
     TERMINAL,
     ResumingClient,
+    each_server,
     final_seq,
     record_figures,
     tally,
     wait_for_status,
 )
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.servers import restart_simulator, sim_variant
+from tests.support.servers import restart_simulator, sim_variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -98,9 +99,7 @@ async def test_simulator_restarted_mid_generation_ends_the_generation(rig) -> No
         await asyncio.sleep(0.5)
         await asyncio.to_thread(restart_simulator, rig)
         restarted = time.monotonic()
-        settled = await wait_for_status(
-            rig.web_url, gid, {"completed", "failed", "cancelled"}, SETTLE_SECONDS
-        )
+        settled = await wait_for_status(rig.web_url, gid, set(TERMINAL_STATUSES), SETTLE_SECONDS)
         took = time.monotonic() - restarted
         ended = [m for m in one.of(gid) if m["type"] in TERMINAL]
         if settled is not None:

@@ -17,6 +17,7 @@ import pytest
 import redis
 import requests
 
+from generations.status import TERMINAL_STATUSES
 from tests.faults.support import (
     ResumingClient,
     final_seq,
@@ -25,13 +26,11 @@ from tests.faults.support import (
     wait_for_status,
 )
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import VARIANTS, Stack, build_stack, stop_stack
-from tests.procs import Proc, free_port, wait_for_port
-from tests.servers import use_variant
+from tests.support.procs import Proc, free_port, wait_for_port
+from tests.support.servers import use_variant
+from tests.support.stack import VARIANTS, Stack, build_stack, stop_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-TERMINAL_STATUSES = {"completed", "failed", "cancelled"}
 
 
 class OwnRedis:

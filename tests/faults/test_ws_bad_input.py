@@ -36,8 +36,8 @@ from tests.faults.rawws import (
 )
 from tests.faults.support import final_seq, record, tally
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import Stack, start_daphne
-from tests.servers import port_of
+from tests.support.servers import port_of
+from tests.support.stack import Stack, start_daphne
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -11,6 +11,8 @@ from typing import Any
 import aiohttp
 import requests
 
+from generations import messages as m
+
 
 class Watcher:
     """A WebSocket client that records every JSON message it receives."""
@@ -77,14 +79,13 @@ class Watcher:
     async def until_step(self, generation_id: str, step: int, timeout: float = 30.0) -> None:
         """Until the generation has reported at least ``step`` (of its current node)."""
         await self.until(
-            lambda _: any((m["data"]["step"] or 0) >= step for m in self.of(generation_id)),
+            lambda _: any((x["data"]["step"] or 0) >= step for x in self.of(generation_id)),
             timeout,
         )
 
     async def until_done(self, generation_id: str, timeout: float = 30.0) -> list[dict[str, Any]]:
-        terminal = {"generation.completed", "generation.failed", "generation.cancelled"}
         await self.until(
-            lambda _: any(m["type"] in terminal for m in self.of(generation_id)), timeout
+            lambda _: any(x["type"] in m.TERMINAL_TYPES for x in self.of(generation_id)), timeout
         )
         return self.of(generation_id)
 

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from generations.models import ApiToken
 from tests.integration.clients import Watcher, kinds, slow_noise
-from tests.integration.conftest import Stack, build_stack, stop_stack
+from tests.support.stack import Stack, build_stack, stop_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -10,9 +10,9 @@ import pytest
 
 from generations.models import Generation
 from tests.integration.clients import slow_noise
-from tests.integration.conftest import start_simulator
-from tests.procs import free_port
-from tests.traces import TRACES
+from tests.support.procs import free_port
+from tests.support.stack import start_simulator
+from tests.support.traces import TRACES
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -14,9 +14,9 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from generations.models import ApiToken
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import Stack, build_stack, stop_stack
-from tests.metrics_support import Scrape, dashboard, expressions, metric_names
-from tests.procs import Proc, free_port, python
+from tests.support.metrics import Scrape, dashboard, expressions, metric_names
+from tests.support.procs import Proc, free_port, python
+from tests.support.stack import Stack, build_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-metrics-token"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.conftest import start_simulator
-from tests.procs import ROOT, free_port
+from tests.support.procs import ROOT, free_port
+from tests.support.stack import start_simulator
 
 pytestmark = [
     pytest.mark.integration,

@@ -10,7 +10,7 @@ import requests
 
 from generations.models import Generation
 from tests.integration.clients import Watcher, assert_gapless, create, kinds, slow_noise
-from tests.integration.conftest import Stack, build_stack, stop_stack
+from tests.support.stack import Stack, build_stack, stop_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -11,8 +11,8 @@ import requests
 
 from generations.models import Generation
 from tests.integration.clients import Watcher, assert_gapless, create, kinds, slow_noise
-from tests.integration.conftest import start_daphne, start_simulator
-from tests.procs import Proc, python
+from tests.support.procs import Proc, python
+from tests.support.stack import start_daphne, start_simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

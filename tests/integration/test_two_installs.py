@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import start_daphne, start_simulator
-from tests.procs import Proc, python
+from tests.support.procs import Proc, python
+from tests.support.stack import start_daphne, start_simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

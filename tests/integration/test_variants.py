@@ -15,8 +15,8 @@ import requests
 
 from generations.models import Generation
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import VARIANTS, Stack
-from tests.procs import python
+from tests.support.procs import python
+from tests.support.stack import VARIANTS, Stack
 
 pytestmark = [
     pytest.mark.integration,

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from generations.models import ApiToken
-from tests.integration.conftest import Stack, build_stack, start_daphne, stop_stack
-from tests.procs import Proc, wait_for_port
 from tests.security.helpers import Web
+from tests.support.procs import Proc, wait_for_port
+from tests.support.stack import Stack, build_stack, start_daphne, stop_stack
 
 SECURED_ENV = {
     "LOCKNGEN_REQUIRE_AUTH": "true",

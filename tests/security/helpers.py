@@ -13,7 +13,7 @@ import aiohttp
 import requests
 
 from tests.integration.clients import Watcher
-from tests.procs import ROOT, python
+from tests.support.procs import ROOT, python
 
 WS_PATH = "/api/ws/progress"
 

@@ -16,8 +16,8 @@ from django.conf import settings
 from generations.install import CLIENT_ID_SETTING
 from generations.models import InstallSetting
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import start_daphne, start_simulator
-from tests.procs import ROOT, Proc, daphne_args, free_port, python
+from tests.support.procs import ROOT, Proc, daphne_args, free_port, python
+from tests.support.stack import start_daphne, start_simulator
 
 pytestmark = [pytest.mark.integration]
 

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from tests.integration.clients import Watcher
-from tests.procs import ROOT, Proc, daphne_args, free_port, wait_for_port
 from tests.security.test_defaults import child_env
+from tests.support.procs import ROOT, Proc, daphne_args, free_port, wait_for_port
 
 pytestmark = [pytest.mark.integration]
 

@@ -12,7 +12,7 @@ import requests
 
 from generations.models import ApiToken, Generation
 from tests.integration.clients import slow_noise
-from tests.integration.conftest import Stack, build_stack, stop_stack
+from tests.support.stack import Stack, build_stack, stop_stack
 
 pytestmark = [pytest.mark.integration]
 

@@ -11,7 +11,7 @@ import requests
 
 from generations.models import Generation
 from tests.integration.clients import Watcher, create, slow_noise
-from tests.integration.conftest import VARIANTS, Stack, build_stack, stop_stack
+from tests.support.stack import VARIANTS, Stack, build_stack, stop_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from comfyui import protocol
-from tests.traces import FORK_TRACES, TRACES
+from tests.support.traces import FORK_TRACES, TRACES
 
 Kind = tuple[Any, ...]
 

@@ -17,8 +17,8 @@ from aiohttp import web
 from comfyui_sim import SimulatorConfig, create_app
 from comfyui_sim.app import CONFIG
 
-from .conftest import Sim, StartSim
 from .frames import requests
+from .harness import Sim, StartSim
 
 pytestmark = pytest.mark.asyncio
 

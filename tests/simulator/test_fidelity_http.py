@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import Sim, StartSim, each_server
 from .frames import RECORDED, TRACES, TraceSet, requests, shape
+from .harness import Sim, StartSim, each_server
 
 pytestmark = pytest.mark.asyncio
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import Recorder, Sim, StartSim, each_server
 from .frames import TraceSet, message_kinds, queue_ids, shape, split
+from .harness import Recorder, Sim, StartSim, each_server
 
 pytestmark = [pytest.mark.asyncio, each_server]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import Sim
 from .frames import requests
+from .harness import Sim
 
 pytestmark = pytest.mark.asyncio
 

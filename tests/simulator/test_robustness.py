@@ -25,7 +25,7 @@ from comfyui_sim.engine import Engine, ServerError
 from comfyui_sim.hub import Hub
 from comfyui_sim.nodes import build_catalog
 
-from .conftest import Sim
+from .harness import Sim
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = build_catalog(["sim-v1.safetensors"])

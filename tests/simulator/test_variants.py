@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import Sim, StartSim
 from .frames import requests
+from .harness import Sim, StartSim
 from .test_behaviour import txt2img
 
 pytestmark = pytest.mark.asyncio

@@ -11,7 +11,7 @@ import requests
 from django.conf import settings
 
 from generations.models import ApiToken
-from tests.integration.conftest import Stack, build_stack, stop_stack
+from tests.support.stack import Stack, build_stack, stop_stack
 
 SSE_ENV = {
     "LOCKNGEN_REQUIRE_AUTH": "true",

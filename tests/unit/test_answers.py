@@ -17,7 +17,7 @@ from comfyui.answers import (
     read_rejection,
     read_version,
 )
-from tests import traces
+from tests.support import traces
 
 SETS = sorted(traces.TRACE_SETS)
 json_values = st.recursive(

@@ -13,8 +13,8 @@ import yaml
 from django.conf import settings as django_settings
 
 from generations import api as lockngen_api
-from tests.metrics_support import dashboard
-from tests.procs import daphne_args
+from tests.support.metrics import dashboard
+from tests.support.procs import daphne_args
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -23,7 +23,7 @@ from progress.eta import (
 )
 from progress.eta_board import EtaBoard
 from progress.tracker import GenerationState, Publish, Tracker
-from tests.workloads import txt2img
+from tests.support.workloads import txt2img
 
 # Seconds a node of the made-up GPU takes: samplers per step by latent size, others fixed.
 FIXED = {"CheckpointLoaderSimple": 0.4, "VAEDecode": 0.1, "SaveImage": 0.05}

@@ -19,7 +19,7 @@ from progress import metrics
 from progress.metrics_http import bearer, metrics_app, token_matches
 from progress.publisher import FRAME_RECEIVED_AT, Publisher
 from progress.tracker import GenerationState, Tracker
-from tests.metrics_support import Scrape, dashboard, expressions, metric_names, sample_names
+from tests.support.metrics import Scrape, dashboard, expressions, metric_names, sample_names
 
 TOKEN = "metrics-secret-token"
 GID = "5f0c9a52-8a53-4a8e-9a55-3c1b0d7e4f10"

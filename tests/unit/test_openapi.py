@@ -14,9 +14,9 @@ from openapi_spec_validator import validate
 from generations import api_types, generation_requests
 from generations import messages as m
 from lockngen import asyncapi, openapi
-from tests import traces
 from tests.contract.schemas import problems, validator
-from tests.replay import Run
+from tests.support import traces
+from tests.support.replay import Run
 
 
 @pytest.fixture(scope="module")

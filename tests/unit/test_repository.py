@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.procs import ROOT
+from tests.support.procs import ROOT
 
 MARKER = re.compile(r"^(<{7} |={7}$|>{7} )", re.MULTILINE)
 

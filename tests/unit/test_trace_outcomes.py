@@ -19,8 +19,8 @@ from comfyui.answers import QueueSnapshot, read_history
 from generations import messages as m
 from progress.reconcile import Doubt, decide, from_answers
 from progress.tracker import GenerationState, Tracker
-from tests import traces
-from tests.replay import Run
+from tests.support import traces
+from tests.support.replay import Run
 
 CASES = [(s, name) for s in sorted(traces.TRACE_SETS) for name in traces.ALL_TRACES]
 EMPTY_QUEUE = QueueSnapshot(running=[], pending=[])

@@ -7,8 +7,8 @@ import pytest
 from comfyui import protocol as p
 from generations import messages as m
 from progress.tracker import GenerationState, Reconcile, StorePreview, Tracker
-from tests import traces
-from tests.replay import Run
+from tests.support import traces
+from tests.support.replay import Run
 
 
 def kinds(messages: list[m.Message]) -> list[str]:

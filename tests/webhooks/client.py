@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from generations.status import TERMINAL_STATUSES
 from tests.integration.clients import slow_noise
 from tests.webhooks.receiver import Received
 
@@ -37,7 +38,7 @@ def wait_finished(web: str, token: str, generation_id: str, timeout: float = 30)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row = call(web, token, "GET", f"/api/generations/{generation_id}").json()
-        if row["status"] in ("completed", "failed", "cancelled"):
+        if row["status"] in TERMINAL_STATUSES:
             return row
         time.sleep(0.1)
     raise AssertionError(f"{generation_id} did not finish")

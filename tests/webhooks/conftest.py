@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from generations.models import ApiToken, WebhookDelivery
-from tests.integration.conftest import Stack, build_stack, stop_stack
-from tests.procs import Proc, python
+from tests.support.procs import Proc, python
+from tests.support.stack import Stack, build_stack, stop_stack
 from tests.webhooks.receiver import Receiver
 
 HOOK_ENV = {

@@ -6,8 +6,8 @@ import socket
 import time
 from typing import Any
 
-from tests.integration.conftest import VARIANTS, start_simulator
-from tests.procs import Proc, wait_for_port
+from tests.support.procs import Proc, wait_for_port
+from tests.support.stack import VARIANTS, start_simulator
 
 
 def port_of(url: str) -> int:

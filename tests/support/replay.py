@@ -15,7 +15,7 @@ from progress.tracker import (
     StorePreview,
     Tracker,
 )
-from tests import traces
+from tests.support import traces
 
 
 class Run:

@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (tests/support/ is two below)
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "lockngen.json"
 SUFFIXES = {
     "counter": ("_total",),
