@@ -44,9 +44,7 @@ log = logging.getLogger("lockngen.api")
 # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE itself; ours answers 413 first.
 MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 DEFAULT_PAGE, MAX_PAGE = limits.GENERATIONS_PAGE, limits.GENERATIONS_MAX_PAGE
-STATUS_FILTERS = {s.value: (s.value,) for s in Status.__members__.values()} | {
-    "active": ACTIVE_STATUSES
-}
+STATUS_FILTERS = {s.value: (s.value,) for s in Status} | {"active": ACTIVE_STATUSES}
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:

@@ -16,7 +16,6 @@ from typing_extensions import TypedDict
 
 from generations import limits as lim
 from generations.messages import GenerationData
-from generations.status import Status
 from generations.webhook_rules import EVENT_TYPES
 
 IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -32,7 +31,6 @@ def iso_or_none(moment: datetime | None) -> str | None:
 
 
 Uuid = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
-StatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 EventType = Literal[
     "generation.queued",
     "generation.started",
@@ -41,7 +39,6 @@ EventType = Literal[
     "generation.failed",
     "generation.cancelled",
 ]
-assert set(StatusName.__args__) == {s.value for s in Status}  # type: ignore[attr-defined]
 assert EventType.__args__ == EVENT_TYPES  # type: ignore[attr-defined]
 
 

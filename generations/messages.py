@@ -11,6 +11,8 @@ from typing import (
 
 from typing_extensions import TypedDict
 
+from generations.status import Status
+
 MessageType = Literal[
     "generation.queued",
     "generation.started",
@@ -33,7 +35,7 @@ TERMINAL_TYPES: tuple[MessageType, ...] = (COMPLETED, FAILED, CANCELLED)
 
 
 class GenerationData(TypedDict):
-    status: str
+    status: Status
     progress: int
     currentNode: str | None
     step: int | None

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from generations.status import ACTIVE_STATUSES, Status
+from generations.status import ACTIVE_STATUSES, STATUS_CHOICES, Status
 
 
 class Generation(models.Model):
@@ -22,7 +22,7 @@ class Generation(models.Model):
     workflow = models.JSONField(help_text="The submitted graph, in ComfyUI's API format")
     params = models.JSONField(default=dict, blank=True, help_text="What was asked for")
     status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+        max_length=16, choices=STATUS_CHOICES, default=Status.QUEUED.value, db_index=True
     )
     progress = models.PositiveSmallIntegerField(default=0)
     current_node = models.CharField(max_length=255, blank=True, default="")

@@ -34,7 +34,7 @@ class GenerationState:
     owner_id: int | None = None
     owner: str | None = None  # the owner's username, in every message (pages need no lookup)
     created_at: float = 0.0
-    status: str = Status.QUEUED
+    status: Status = Status.QUEUED
     seq: int = 0
     progress: int = 0
     current_node_id: str | None = None
@@ -89,7 +89,7 @@ def from_row(row: Generation) -> GenerationState:
         owner_id=row.owner_id,
         owner=row.owner.get_username() if row.owner_id else None,
         created_at=row.created_at.timestamp() if row.created_at else 0.0,
-        status=row.status,
+        status=Status(row.status),
         seq=row.seq,
         progress=row.progress,
         current_node=row.current_node or None,
