@@ -69,7 +69,7 @@ function refusal(response) {
   return `Could not start the generation (${response.status})${detail}`;
 }
 
-async function submit(form, apiBase, onCreated) {
+async function submit(form, apiBase, created) {
   clearErrors(form);
   const { body, problems } = readForm(form);
   if (problems.length) {
@@ -82,7 +82,7 @@ async function submit(form, apiBase, onCreated) {
   button.setAttribute("aria-busy", "true");
   try {
     const response = await postJson(apiBase, body);
-    if (response.status === 201 && response.data) onCreated(response.data);
+    if (response.status === 201 && response.data) created(response.data);
     else showError(form, response.status === 400 ? response.field : null, refusal(response));
   } catch {
     showError(form, null, "Could not reach LockN Gen. Check your connection and try again.");
@@ -92,11 +92,12 @@ async function submit(form, apiBase, onCreated) {
   }
 }
 
-/** Wire the form; `onCreated(json)` gets each generation the API created. */
-export function setUpForm(form, apiBase, onCreated) {
+/** Wire the form: `created(json)` gets each generation the API created, `submitting(promise)`
+ * each request as it starts. */
+export function setUpForm(form, apiBase, { created, submitting }) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    submit(form, apiBase, onCreated);
+    submitting(submit(form, apiBase, created));
   });
   document.getElementById("seed-random").addEventListener("click", () => {
     form.elements.seed.value = String(Math.floor(Math.random() * 2 ** 31));

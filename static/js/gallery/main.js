@@ -19,6 +19,8 @@ const detailsAsked = new Set();
 let nextCursor = null;
 let listLoaded = false;
 let loadingPage = false;
+/** The form's request under way (see fetchDetails) */
+let creating = Promise.resolve();
 
 const goToLogin = () => window.location.assign(config.loginUrl);
 whenSignedOut(goToLogin);
@@ -101,11 +103,14 @@ function onChange(id, change) {
 
 store.subscribe(onChange);
 
-/** The prompt and times of a generation first heard of on the socket. */
-function fetchDetails(id) {
+/** The prompt and times of a generation first heard of on the socket. Its first message
+ * often beats the answer to this page's own POST: that answer has them, so wait for it. */
+async function fetchDetails(id) {
   if (detailsAsked.has(id)) return;
   detailsAsked.add(id);
-  refresh(id).then((ok) => ok || detailsAsked.delete(id)); // the next message tries again
+  await creating;
+  if (!store.get(id) || store.get(id).createdAt) return;
+  if (!(await refresh(id))) detailsAsked.delete(id); // the next message tries again
 }
 
 async function refresh(id) {
@@ -276,11 +281,16 @@ function onStatus(status, detail) {
 
 // ------------------------------------------------------------------ start
 
-setUpForm($("generate-form"), config.apiBase, (gen) => {
-  store.put(gen);
-  const card = cards.get(gen.id);
-  if (card) card.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
-  toast("Generation queued.");
+setUpForm($("generate-form"), config.apiBase, {
+  created(gen) {
+    store.put(gen);
+    const card = cards.get(gen.id);
+    if (card) card.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    toast("Generation queued.");
+  },
+  submitting(request) {
+    creating = request.catch(() => {});
+  },
 });
 setUpViewer({
   remove: armOrDelete,
