@@ -288,3 +288,45 @@ def test_over_the_socket_cap_both_pages_say_so_and_come_back(live, new_context):
         "data-state", "connected", timeout=40000
     )
     expect(message).to_be_hidden()
+
+
+# Installed before the page's scripts: counts the DOM changes inside each card, by its id.
+CARD_MUTATIONS = """
+(() => {
+  const counts = (window.__cardMutations = {});
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      const target = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+      const card = target && target.closest(".card");
+      if (card && card.dataset.id) counts[card.dataset.id] = (counts[card.dataset.id] || 0) + 1;
+    }
+  }).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+})();
+"""
+
+
+def test_only_the_card_that_changed_renders(live, new_context):
+    owner = make_user("lena")
+    old = [
+        Generation.objects.create(
+            prompt_id=f"old-{i}",
+            workflow={},
+            params={"prompt": f"old {i}"},
+            status="cancelled",
+            owner=owner,
+        )
+        for i in range(3)
+    ]
+    context = new_context()
+    context.add_init_script(CARD_MUTATIONS)
+    page = context.new_page()
+    log_in(page, "lena")
+    expect(page.locator(".card")).to_have_count(3)
+    page.evaluate("for (const k in window.__cardMutations) delete window.__cardMutations[k]")
+
+    gid = api_create(context, {"workflow": slow_noise(steps=8, seconds=0.1)})["id"]
+    card = page.locator(f'.card[data-id="{gid}"]')
+    expect(card).to_have_attribute("data-status", "completed", timeout=20000)
+    counts = page.evaluate("window.__cardMutations")
+    assert counts.get(gid, 0) > 10, counts  # the running card moved step by step
+    assert all(counts.get(str(row.id), 0) == 0 for row in old), counts  # the others never
