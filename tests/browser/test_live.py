@@ -61,6 +61,7 @@ class Relay(Frames):
         super().__init__(page)
         self.routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
         self.cut_sockets: set[int] = set()
+        self.deaf_sockets: set[int] = set()  # their pongs never reach the page
         page.route_web_socket(PROGRESS_SOCKET, self._route)
 
     def _opened(self, ws: WebSocket) -> None:
@@ -74,7 +75,10 @@ class Relay(Frames):
         def down(message: str | bytes) -> None:
             if self.sockets > n or n in self.cut_sockets:
                 return  # cut: the page never sees it
-            self.received.append((n, json.loads(message)))
+            frame = json.loads(message)
+            if n in self.deaf_sockets and frame.get("type") == "pong":
+                return
+            self.received.append((n, frame))
             ws.send(message)
 
         def up(message: str | bytes) -> None:
@@ -330,3 +334,23 @@ def test_only_the_card_that_changed_renders(live, new_context):
     counts = page.evaluate("window.__cardMutations")
     assert counts.get(gid, 0) > 10, counts  # the running card moved step by step
     assert all(counts.get(str(row.id), 0) == 0 for row in old), counts  # the others never
+
+
+def test_a_socket_whose_pongs_stop_is_replaced(live, new_context):
+    """A socket can die without a close (sleep, a network change): the heartbeat finds it.
+    The page's clock is Playwright's, so half a minute of its timers runs at once."""
+    make_user("mia")
+    context = new_context()
+    page = context.new_page()
+    page.clock.install()
+    relay = Relay(page)
+    log_in(page, "mia")
+    relay.deaf_sockets.add(1)
+    page.clock.run_for(31_000)  # a ping at 15 s, no pong by 25 s: replaced at the 30 s beat
+    deadline = time.monotonic() + 10
+    while relay.sockets < 2:
+        assert time.monotonic() < deadline, "the silent socket was not replaced"
+        page.wait_for_timeout(100)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    pings = [n for n, f in relay.sent if f.get("type") == "ping"]
+    assert pings.count(1) == 2, relay.sent  # on open, and the beat that went unanswered
