@@ -171,7 +171,9 @@ export function connectLive({ store, path, generationId = null, onStatus = () =>
     }
     if (!frame || typeof frame.type !== "string") return;
     if (frame.type === "error") {
-      lastError = String(frame.error || ""); // said before a close: its reason
+      // Said before a close (its reason), or about a frame of ours the server refused.
+      lastError = String(frame.error || "");
+      console.warn(`progress socket: ${lastError}`);
       return;
     }
     if (!healthy) {
