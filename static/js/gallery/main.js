@@ -87,8 +87,8 @@ function onChange(id, change) {
   if (!card) {
     card = createCard(gen, { cancel: cancelGeneration, view: openViewer, remove: armOrDelete });
     cards.set(id, card);
-    if (change.kind === "message") fetchDetails(id); // made in another tab
   }
+  if (change.kind === "message" && !gen.createdAt) fetchDetails(id); // made in another tab
   card.gen = gen;
   if (change.kind === "message") card.etaAt = madeAt(change.message);
   else if (change.fresh) card.etaAt = Date.now();
