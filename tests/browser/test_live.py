@@ -354,3 +354,20 @@ def test_a_socket_whose_pongs_stop_is_replaced(live, new_context):
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
     pings = [n for n, f in relay.sent if f.get("type") == "ping"]
     assert pings.count(1) == 2, relay.sent  # on open, and the beat that went unanswered
+
+
+def test_close_codes_final_stops_and_signed_out_goes_to_login(live, new_context):
+    make_user("noah")
+    context = new_context()
+    page = context.new_page()
+    relay = Relay(page)
+    log_in(page, "noah")
+    relay.cut(4404)  # a bad request of ours: retrying cannot help
+    expect(page.locator("#connection")).to_have_text("Not live")
+    page.wait_for_timeout(2000)  # four times the first reconnect's delay
+    assert relay.sockets == 1
+
+    page.reload()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    relay.cut(4401)  # access ended while open
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/$"))
