@@ -17,7 +17,7 @@ PAGE_SIZE = 20
 @login_required
 @ensure_csrf_cookie
 def gallery(request: HttpRequest) -> HttpResponse:
-    """The form and the grid; ``static/js/gallery.js`` fills and updates the grid live."""
+    """The form and the grid; ``static/js/gallery/main.js`` fills and updates the grid live."""
     defaults = {"width": 512, "height": 512, "steps": 20, "seed": secrets.randbelow(2**31)}
     config = {
         "apiBase": "/api/generations",
