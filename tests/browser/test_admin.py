@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from generations.models import ApiToken, Generation
-from tests.browser.conftest import PASSWORD, api_create, log_in, make_user, screenshot, txt2img
+from tests.browser.harness import PASSWORD, api_create, log_in, make_user, screenshot, txt2img
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import api_create, log_in, make_user, screenshot, wait_api
+from tests.browser.harness import api_create, log_in, make_user, screenshot, wait_api
 from tests.integration.clients import slow_noise
 
 pytestmark = pytest.mark.integration

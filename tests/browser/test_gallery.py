@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
 from generations.models import Generation
-from tests.browser.conftest import (
+from tests.browser.harness import (
     PHONE,
     api_create,
     log_in,

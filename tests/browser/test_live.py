@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, WebSocket, WebSocketRoute, expect
 
 from generations.models import Generation
-from tests.browser.conftest import api_create, log_in, make_user, screenshot, seen
+from tests.browser.harness import api_create, log_in, make_user, screenshot, seen
 from tests.integration.clients import slow_noise
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import BrowserStack, api_create, log_in, make_user, screenshot, wait_api
+from tests.browser.harness import BrowserStack, api_create, log_in, make_user, screenshot, wait_api
 from tests.integration.clients import slow_noise
 from tests.support.servers import use_variant
 
