@@ -22,6 +22,7 @@ from generations.store import (
     state_key,
 )
 from progress import metrics
+from progress.events import layer_event
 from progress.groups import firehose_group, generation_group
 
 log = logging.getLogger("lockngen.publisher")
@@ -56,18 +57,9 @@ class Publisher:
         Redis being away does not lose the message: it is retried until Redis is back,
         holding the monitor's frames (ComfyUI's keep arriving in its queue meanwhile).
         """
-        generation_id = message["generationId"]
-        text = m.dumps(message)
-        await self._retrying(self._record, generation_id, text)
-        event = {
-            "type": message["type"],
-            "generation_id": generation_id,
-            "seq": message["seq"],
-            "owner_id": owner_id,
-            # Serialised once here, not once per watching socket.
-            "text": text,
-            "received_at": FRAME_RECEIVED_AT.get() or time.time(),  # for the delivery lag
-        }
+        event = layer_event(message, owner_id, FRAME_RECEIVED_AT.get() or time.time())
+        generation_id = event["generation_id"]
+        await self._retrying(self._record, generation_id, event["text"])
         await self._retrying(self.layer.group_send, generation_group(generation_id), event)
         await self._retrying(self.layer.group_send, firehose_group(), event)
         metrics.message_published(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from generations import store
 from generations.models import Generation
 from lockngen.asgi import application
+from progress.events import layer_event
 from progress.groups import firehose_group, generation_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,13 +77,8 @@ async def test_filtered_socket_gets_a_snapshot_then_only_newer_messages() -> Non
     assert snapshot["seq"] == 7 and snapshot["data"]["progress"] == 40
     layer = get_channel_layer()
     for seq in (6, 7, 8):
-        text = json.dumps({"type": "generation.progress", "seq": seq, "generationId": str(row.id)})
-        event = {
-            "type": "generation.progress",
-            "generation_id": str(row.id),
-            "seq": seq,
-            "text": text,
-        }
+        message = {"type": "generation.progress", "seq": seq, "generationId": str(row.id)}
+        event = layer_event(message, None, time.time())  # type: ignore[arg-type]
         await layer.group_send(generation_group(row.id), event)
     await asyncio.sleep(0.05)
     forwarded = await communicator.receive_json_from()
@@ -220,12 +217,8 @@ def logged(generation_id: str, seqs: list[int]) -> list[dict]:
 
 
 async def live(generation_id: str, message: dict) -> None:
-    event = {
-        "type": message["type"],
-        "generation_id": generation_id,
-        "seq": message["seq"],
-        "text": json.dumps(message),
-    }
+    assert message["generationId"] == generation_id
+    event = layer_event(message, None, time.time())  # type: ignore[arg-type]
     await get_channel_layer().group_send(generation_group(generation_id), event)
 
 
@@ -239,7 +232,7 @@ async def test_a_message_the_layer_lost_is_replayed_from_the_log(socket: str) ->
     assert (await communicator.receive_json_from())["seq"] == 7
     _, nine = await database_sync_to_async(logged)(gid, [8, 9])
     if socket == "firehose":
-        event = {"type": nine["type"], "generation_id": gid, "seq": 9, "text": json.dumps(nine)}
+        event = layer_event(nine, None, time.time())  # type: ignore[arg-type]
         await get_channel_layer().group_send(firehose_group(), event)
     else:
         await live(gid, nine)  # 8 never reached this process
