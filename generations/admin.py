@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from generations import api, outbox
+from generations import api, outbox, services
 from generations.login_throttle import LockoutMessageMixin
 from generations.models import (
     ApiToken,
@@ -84,6 +84,17 @@ class GenerationAdmin(admin.ModelAdmin):
     actions = ("cancel_generations",)
     change_list_template = "admin/lockngen/generation/change_list.html"
 
+    def delete_model(self, request: HttpRequest, obj: Generation) -> None:
+        # As DELETE /api/generations/<id> does: its images and Redis keys go too.
+        try:
+            services.delete(obj)
+        except services.Refused as refused:
+            self.message_user(request, f"{str(obj.id)[:8]}: {refused.message}", messages.ERROR)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Generation]) -> None:
+        for row in queryset:
+            self.delete_model(request, row)
+
     @admin.display(description="ID", ordering="id")
     def short_id(self, obj: Generation) -> str:
         return str(obj.id)[:8]
@@ -111,14 +122,15 @@ class GenerationAdmin(admin.ModelAdmin):
             if not row.is_active:
                 finished += 1
                 continue
-            # The cancel API itself, so the admin cancels exactly as users do.
-            response = api.cancel(request, generation_id=row.id)
-            if response.status_code == 202:
+            # The service the cancel API uses, so the admin cancels exactly as users do.
+            try:
+                services.cancel(row)
                 cancelled += 1
-            elif response.status_code == 409:
-                finished += 1
-            else:
-                failed.append(str(row.id)[:8])
+            except services.Refused as refused:
+                if refused.status == 409:
+                    finished += 1
+                else:
+                    failed.append(str(row.id)[:8])
         if cancelled:
             self.message_user(request, f"Asked ComfyUI to cancel {cancelled} generation(s).")
         if finished:

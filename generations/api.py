@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
-import shutil
 import uuid
 from datetime import datetime
 from typing import Any
 
 import redis
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 
-from comfyui.answers import read_rejection
-from comfyui.client import ComfyRejected, ComfyUnavailable
-from generations import generation_requests, json_body, limits, outputs, store
+from generations import generation_requests, json_body, limits, outputs, services, store
 from generations.api_types import (
     CreateGeneration,
     GenerationJson,
@@ -31,8 +25,6 @@ from generations.api_types import (
     iso_or_none,
 )
 from generations.auth import api_view, visible
-from generations.backends import choose_backend, client_for
-from generations.install import comfyui_client_id
 from generations.models import Generation
 from generations.operations import operation
 from generations.ratelimit import retry_after
@@ -71,14 +63,6 @@ def generation_json(row: Generation) -> GenerationJson:
         "updatedAt": iso(row.updated_at),
         "finishedAt": iso_or_none(row.finished_at),
     }
-
-
-def comfy_rejection(exc: ComfyRejected) -> JsonResponse:
-    """ComfyUI's 400, as ours: its message, and each node's errors (any server's shapes)."""
-    rejection = read_rejection(exc.body)
-    return error(
-        400, rejection.message, field=None, type=rejection.type, nodeErrors=rejection.node_errors
-    )
 
 
 # --------------------------------------------------------------------------- collection
@@ -135,58 +119,24 @@ def _create(request: HttpRequest) -> HttpResponse:
 
 def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResponse:
     try:
-        backend = choose_backend()
-    except ComfyUnavailable:
-        return error(503, "ComfyUI is unreachable; try again shortly")
-    # The row exists before ComfyUI hears of the prompt: its events may beat the answer.
-    row = _reserve(asked, backend, user if settings.REQUIRE_AUTH else None)
-    if row is None:
-        cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
-        return error(
-            429,
-            f"you already have {cap} queued or running generations (at most {cap}); "
-            "wait for one to finish or cancel one",
-        )
-    try:
-        client_for(backend).submit(
-            asked.workflow,
-            row.prompt_id,
-            comfyui_client_id(),
-            settings.COMFYUI_PREVIEW_METHOD,
-        )
-    except ComfyRejected as exc:
-        row.delete()
-        return comfy_rejection(exc)
-    except ComfyUnavailable as exc:
-        row.delete()
-        log.warning("ComfyUI unreachable: %s", exc)
-        return error(503, "ComfyUI is unreachable; try again shortly")
+        row = services.submit(asked, user)
+    except services.Refused as refused:
+        return refusal(refused)
     return JsonResponse(generation_json(row), status=201)
 
 
-def _reserve(
-    asked: generation_requests.GenerationRequest, backend: str, owner: Any
-) -> Generation | None:
-    """The new row, unless ``owner`` already has ``MAX_ACTIVE_PER_USER`` active ones."""
-    cap = settings.LOCKNGEN["MAX_ACTIVE_PER_USER"]
-    # Locking the user's row makes count-then-create one step per user (PostgreSQL). Not on
-    # SQLite: a read that turns into a write there fails at once ("database is locked").
-    locking = connection.features.has_select_for_update
-    with transaction.atomic() if locking else contextlib.nullcontext():
-        if owner is not None and cap > 0:
-            if locking:
-                # Not type(owner): a session's user is a lazy proxy, not the model class.
-                get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
-            active = Generation.objects.filter(owner=owner, status__in=ACTIVE_STATUSES)
-            if active.count() >= cap:
-                return None
-        return Generation.objects.create(
-            prompt_id=str(uuid.uuid4()),
-            comfyui_url=backend,
-            workflow=asked.workflow,
-            params=asked.params,
-            owner=owner,
+def refusal(refused: services.Refused) -> JsonResponse:
+    """A service's refusal as the API answers it (ComfyUI's own 400 with its node errors)."""
+    if refused.rejection is not None:
+        rejection = refused.rejection
+        return error(
+            400,
+            rejection.message,
+            field=None,
+            type=rejection.type,
+            nodeErrors=rejection.node_errors,
         )
+    return error(refused.status, refused.message)
 
 
 def _list(request: HttpRequest) -> HttpResponse:
@@ -260,14 +210,10 @@ def generation(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
         return error(404, "no such generation")
     if request.method == "GET":
         return JsonResponse(generation_json(row))
-    if row.is_active:
-        return error(409, f"generation is {row.status}; cancel it first")
-    shutil.rmtree(outputs.generation_dir(str(row.id)), ignore_errors=True)
     try:
-        store.forget_sync(str(row.id))
-    except redis.RedisError:
-        log.warning("Redis keys of %s not removed (they expire on their own)", row.id)
-    row.delete()
+        services.delete(row)
+    except services.Refused as refused:
+        return refusal(refused)
     return HttpResponse(status=204)
 
 
@@ -283,16 +229,10 @@ def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     row = _find(request, generation_id)
     if row is None:
         return error(404, "no such generation")
-    if not row.is_active:
-        return error(409, f"generation is already {row.status}")
-    Generation.objects.filter(id=row.id).update(cancel_requested=True)
     try:
-        client_for(row.comfyui_url or settings.COMFYUI_URL).cancel(row.prompt_id)
-    except ComfyUnavailable as exc:
-        log.warning("cancel of %s not delivered: %s", row.id, exc)
-        return error(503, "ComfyUI is unreachable; the cancel will be retried when it is back")
-    row.refresh_from_db()
-    # The monitor publishes generation.cancelled when ComfyUI confirms (or drops the prompt).
+        row = services.cancel(row)
+    except services.Refused as refused:
+        return refusal(refused)
     return JsonResponse(generation_json(row), status=202)
 
 
