@@ -25,6 +25,7 @@ from generations.api_types import (
     iso_or_none,
 )
 from generations.auth import api_view, visible
+from generations.http import ApiError, error, page_limit
 from generations.models import Generation
 from generations.operations import operation
 from generations.ratelimit import retry_after
@@ -37,10 +38,6 @@ log = logging.getLogger("lockngen.api")
 MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 DEFAULT_PAGE, MAX_PAGE = limits.GENERATIONS_PAGE, limits.GENERATIONS_MAX_PAGE
 STATUS_FILTERS = {s.value: (s.value,) for s in Status} | {"active": ACTIVE_STATUSES}
-
-
-def error(status: int, message: str, **extra: Any) -> JsonResponse:
-    return JsonResponse({"error": message, **extra}, status=status)
 
 
 def generation_json(row: Generation) -> GenerationJson:
@@ -118,25 +115,7 @@ def _create(request: HttpRequest) -> HttpResponse:
 
 
 def _submit(asked: generation_requests.GenerationRequest, user: Any) -> HttpResponse:
-    try:
-        row = services.submit(asked, user)
-    except services.Refused as refused:
-        return refusal(refused)
-    return JsonResponse(generation_json(row), status=201)
-
-
-def refusal(refused: services.Refused) -> JsonResponse:
-    """A service's refusal as the API answers it (ComfyUI's own 400 with its node errors)."""
-    if refused.rejection is not None:
-        rejection = refused.rejection
-        return error(
-            400,
-            rejection.message,
-            field=None,
-            type=rejection.type,
-            nodeErrors=rejection.node_errors,
-        )
-    return error(refused.status, refused.message)
+    return JsonResponse(generation_json(services.submit(asked, user)), status=201)
 
 
 def _list(request: HttpRequest) -> HttpResponse:
@@ -148,12 +127,7 @@ def _list(request: HttpRequest) -> HttpResponse:
         if wanted not in STATUS_FILTERS:
             return error(400, f"status must be one of {', '.join(STATUS_FILTERS)}", field="status")
         rows = rows.filter(status__in=STATUS_FILTERS[wanted])
-    try:
-        limit = int(request.GET.get("limit", DEFAULT_PAGE))
-    except ValueError:
-        return error(400, "limit must be an integer", field="limit")
-    if not 1 <= limit <= MAX_PAGE:
-        return error(400, f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    limit = page_limit(request, DEFAULT_PAGE, MAX_PAGE)
     try:
         rows = _after_cursor(rows, request.GET.get("cursor"))
     except ValueError:
@@ -190,9 +164,12 @@ def _after_cursor(rows: QuerySet[Generation], cursor: str | None) -> QuerySet[Ge
 # --------------------------------------------------------------------------- one generation
 
 
-def _find(request: HttpRequest, generation_id: uuid.UUID) -> Generation | None:
+def _find(request: HttpRequest, generation_id: uuid.UUID) -> Generation:
     # Another user's generation is "not found", never "forbidden": no existence leak.
-    return visible(request.api_user).filter(id=generation_id).first()
+    row = visible(request.api_user).filter(id=generation_id).first()
+    if row is None:
+        raise ApiError(404, "no such generation")
+    return row
 
 
 @operation("GET", "One generation", returns=GenerationJson, errors=(404,))
@@ -206,14 +183,9 @@ def _find(request: HttpRequest, generation_id: uuid.UUID) -> Generation | None:
 @api_view("GET", "DELETE")
 def generation(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     row = _find(request, generation_id)
-    if row is None:
-        return error(404, "no such generation")
     if request.method == "GET":
         return JsonResponse(generation_json(row))
-    try:
-        services.delete(row)
-    except services.Refused as refused:
-        return refusal(refused)
+    services.delete(row)
     return HttpResponse(status=204)
 
 
@@ -227,13 +199,7 @@ def generation(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
 @api_view("POST")
 def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     row = _find(request, generation_id)
-    if row is None:
-        return error(404, "no such generation")
-    try:
-        row = services.cancel(row)
-    except services.Refused as refused:
-        return refusal(refused)
-    return JsonResponse(generation_json(row), status=202)
+    return JsonResponse(generation_json(services.cancel(row)), status=202)
 
 
 @operation(
@@ -245,8 +211,7 @@ def cancel(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
 )
 @api_view("GET")
 def preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
-    if _find(request, generation_id) is None:
-        return error(404, "no such generation")
+    _find(request, generation_id)
     try:
         found = store.read_preview_sync(str(generation_id))
     except redis.RedisError:
@@ -262,8 +227,7 @@ def preview(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
 @operation("GET", "One of its output images", media="image/*", errors=(404,))
 @api_view("GET")
 def image(request: HttpRequest, generation_id: uuid.UUID, name: str) -> HttpResponse:
-    if _find(request, generation_id) is None:
-        return error(404, "no such generation")
+    _find(request, generation_id)
     path = outputs.image_path(str(generation_id), name)
     if path is None:
         return error(404, "no such image")

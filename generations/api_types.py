@@ -15,8 +15,7 @@ from pydantic import Field, WithJsonSchema
 from typing_extensions import TypedDict
 
 from generations import limits as lim
-from generations.messages import GenerationData
-from generations.webhook_rules import EVENT_TYPES
+from generations.messages import EventType, GenerationData
 
 IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
@@ -31,15 +30,6 @@ def iso_or_none(moment: datetime | None) -> str | None:
 
 
 Uuid = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
-EventType = Literal[
-    "generation.queued",
-    "generation.started",
-    "generation.progress",
-    "generation.completed",
-    "generation.failed",
-    "generation.cancelled",
-]
-assert EventType.__args__ == EVENT_TYPES  # type: ignore[attr-defined]
 
 
 class ErrorBody(TypedDict):

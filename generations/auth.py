@@ -20,6 +20,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
 from generations.access import Identity
+from generations.http import ApiError
 from generations.models import ApiToken, Generation, hash_token
 from generations.origins import origin_allowed
 
@@ -88,7 +89,10 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
             if failure is not None:
                 return failure
             request.api_user = user
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as refused:
+                return refused.response()
 
         wrapper.csrf_exempt = True  # type: ignore[attr-defined]  # checked above, per caller
         wrapper.methods = methods  # type: ignore[attr-defined]  # what lockngen.openapi must state

@@ -13,15 +13,17 @@ from typing_extensions import TypedDict
 
 from generations.status import Status
 
-MessageType = Literal[
+# What happened to a generation (what webhooks subscribe to) ...
+EventType = Literal[
     "generation.queued",
     "generation.started",
     "generation.progress",
     "generation.completed",
     "generation.failed",
     "generation.cancelled",
-    "generation.snapshot",
 ]
+# ... and the summary a stream that just opened gets first.
+MessageType = Literal[EventType, "generation.snapshot"]
 
 QUEUED: MessageType = "generation.queued"
 STARTED: MessageType = "generation.started"

@@ -19,6 +19,7 @@ from comfyui.client import ComfyRejected, ComfyUnavailable
 from generations import outputs, store
 from generations.backends import choose_backend, client_for
 from generations.generation_requests import GenerationRequest
+from generations.http import ApiError
 from generations.install import comfyui_client_id
 from generations.models import Generation
 from generations.status import ACTIVE_STATUSES
@@ -27,12 +28,16 @@ log = logging.getLogger("lockngen.services")
 UNREACHABLE = "ComfyUI is unreachable; try again shortly"
 
 
-class Refused(Exception):
-    """The action is refused: ``status`` and the message say why, as the API answers it."""
+class Refused(ApiError):
+    """The action is refused: ``status`` and the message say why, as the API answers it (a
+    ComfyUI rejection with its own type and each node's errors)."""
 
     def __init__(self, status: int, message: str, rejection: Rejection | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.rejection = status, message, rejection
+        details = {} if rejection is None else {
+            "field": None, "type": rejection.type, "nodeErrors": rejection.node_errors
+        }  # fmt: skip
+        super().__init__(status, message, **details)
+        self.rejection = rejection
 
 
 def submit(asked: GenerationRequest, owner: Any) -> Generation:

@@ -20,6 +20,7 @@ from generations.api_types import (
     iso_or_none,
 )
 from generations.auth import api_view
+from generations.http import error
 from generations.limits import MAX_LIVE_TOKENS
 from generations.limits import TOKEN_NAME_MAX as MAX_NAME
 from generations.models import ApiToken
@@ -35,10 +36,6 @@ def token_json(token: ApiToken) -> TokenJson:
         "lastUsedAt": iso_or_none(token.last_used_at),
         "revokedAt": iso_or_none(token.revoked_at),
     }
-
-
-def _refuse(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
 
 
 def _signed_in(request: HttpRequest) -> Any | None:
@@ -61,7 +58,7 @@ def _signed_in(request: HttpRequest) -> Any | None:
 def tokens(request: HttpRequest) -> HttpResponse:
     user = _signed_in(request)
     if user is None:
-        return _refuse(404, "there are no API tokens without accounts")
+        return error(404, "there are no API tokens without accounts")
     if request.method == "GET":
         mine = ApiToken.objects.filter(user=user).order_by("-created_at")
         return JsonResponse({"results": [token_json(t) for t in mine]})
@@ -72,13 +69,13 @@ def _issue(request: HttpRequest, user: Any) -> HttpResponse:
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, RecursionError):
-        return _refuse(400, "body is not valid JSON")
+        return error(400, "body is not valid JSON")
     name = body.get("name", "") if isinstance(body, dict) else None
     if not isinstance(name, str) or len(name) > MAX_NAME or "\x00" in name:
-        return _refuse(400, f"name must be a string of at most {MAX_NAME} characters")
+        return error(400, f"name must be a string of at most {MAX_NAME} characters")
     live = ApiToken.objects.filter(user=user, revoked_at__isnull=True).count()
     if live >= MAX_LIVE_TOKENS:
-        return _refuse(409, f"at most {MAX_LIVE_TOKENS} live tokens: revoke one first")
+        return error(409, f"at most {MAX_LIVE_TOKENS} live tokens: revoke one first")
     token, raw = ApiToken.issue(user, name=name)
     # The raw value is shown here once; only its hash is kept.
     return JsonResponse({**token_json(token), "token": raw}, status=201)
@@ -98,6 +95,6 @@ def token(request: HttpRequest, token_id: int) -> HttpResponse:
     user = _signed_in(request)
     found = ApiToken.objects.filter(pk=token_id, user=user).first() if user else None
     if found is None:
-        return _refuse(404, f"no token {token_id}")
+        return error(404, f"no token {token_id}")
     found.revoke()
     return HttpResponse(status=204)

@@ -8,20 +8,13 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
+from typing import TypeVar, get_args
 from urllib.parse import urlsplit
 
 from generations import messages as m
 
 # Every message type but the snapshot (a summary sent to a stream that just opened).
-EVENT_TYPES: tuple[str, ...] = (
-    m.QUEUED,
-    m.STARTED,
-    m.PROGRESS,
-    m.COMPLETED,
-    m.FAILED,
-    m.CANCELLED,
-)
+EVENT_TYPES: tuple[str, ...] = get_args(m.EventType)
 DEFAULT_EVENTS: tuple[str, ...] = m.TERMINAL_TYPES
 HookId = TypeVar("HookId")
 PING = "webhook.ping"

@@ -11,7 +11,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from generations import json_body, limits, outbox
 from generations import webhook_rules as rules
-from generations.api import error
 from generations.api_types import (
     AttemptJson,
     AttemptList,
@@ -25,6 +24,7 @@ from generations.api_types import (
     iso_or_none,
 )
 from generations.auth import api_view
+from generations.http import ApiError, error, page_limit
 from generations.models import Webhook, WebhookAttempt
 from generations.operations import operation
 
@@ -128,9 +128,12 @@ def _create(request: HttpRequest) -> HttpResponse:
     return JsonResponse(webhook_json(hook, with_secret=True), status=201)
 
 
-def _find(request: HttpRequest, webhook_id: uuid.UUID) -> Webhook | None:
+def _find(request: HttpRequest, webhook_id: uuid.UUID) -> Webhook:
     # Another user's endpoint is "not found": no existence leak.
-    return _own(request).filter(id=webhook_id).first()
+    hook = _own(request).filter(id=webhook_id).first()
+    if hook is None:
+        raise ApiError(404, "no such webhook")
+    return hook
 
 
 @operation("GET", "One webhook", returns=WebhookJson, errors=(404,), tag="webhooks")
@@ -145,8 +148,6 @@ def _find(request: HttpRequest, webhook_id: uuid.UUID) -> Webhook | None:
 @api_view("GET", "DELETE")
 def webhook(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     hook = _find(request, webhook_id)
-    if hook is None:
-        return error(404, "no such webhook")
     if request.method == "GET":
         return JsonResponse(webhook_json(hook))
     hook.delete()  # its pending deliveries go with it
@@ -164,14 +165,7 @@ def webhook(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
 @api_view("GET")
 def deliveries(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     hook = _find(request, webhook_id)
-    if hook is None:
-        return error(404, "no such webhook")
-    try:
-        limit = int(request.GET.get("limit", DEFAULT_PAGE))
-    except ValueError:
-        return error(400, "limit must be an integer", field="limit")
-    if not 1 <= limit <= MAX_PAGE:
-        return error(400, f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    limit = page_limit(request, DEFAULT_PAGE, MAX_PAGE)
     rows = WebhookAttempt.objects.filter(webhook=hook).select_related("delivery")[:limit]
     return JsonResponse({"results": [attempt_json(row) for row in rows]})
 
@@ -187,8 +181,6 @@ def deliveries(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
 @api_view("POST")
 def test(request: HttpRequest, webhook_id: uuid.UUID) -> HttpResponse:
     hook = _find(request, webhook_id)
-    if hook is None:
-        return error(404, "no such webhook")
     if not hook.active:
         return error(409, "webhook is inactive")
     queued = outbox.enqueue_ping(hook)
