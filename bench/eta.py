@@ -44,7 +44,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.procs import Proc, free_port, python, wait_for_port  # noqa: E402
+from lockngen import launcher  # noqa: E402
+from tests.support.procs import Proc, free_port, wait_for_port  # noqa: E402
 from tests.support.workloads import txt2img  # noqa: E402
 
 POINTS = (0.10, 0.25, 0.50, 0.75)
@@ -118,18 +119,17 @@ def start_stack(log_dir: Path, seed: int) -> tuple[dict[str, str], list[Proc]]:
         LOCKNGEN_MAX_ACTIVE_PER_USER="0",
         LOCKNGEN_RATE_LIMIT_COUNT="0",
     )
-    Proc("migrate", python("manage.py", "migrate", "-v0"), log_dir, env).start().popen.wait()
+    Proc("migrate", launcher.manage("migrate", "-v0"), log_dir, env).start().popen.wait()
     sim_port, web_port = free_port(), free_port()
-    sim_args = ["--port", str(sim_port), "--gpu-model", "--gpu-seed", str(seed)]
+    sim_args = ["--gpu-model", "--gpu-seed", str(seed)]
     sim_args += ["--sampler-step-seconds", str(STEP_SECONDS), "--output-dir", str(log_dir / "out")]
     sim_args += ["--checkpoint", "sim-v1.safetensors", "--checkpoint", "sim-v2.safetensors"]
-    sim = Proc("simulator", python("-m", "comfyui_sim", *sim_args), log_dir, env).start()
+    sim = Proc("simulator", launcher.simulator(sim_port, *sim_args), log_dir, env).start()
     wait_for_port(sim_port, proc=sim)
     env["COMFYUI_URL"] = f"http://127.0.0.1:{sim_port}"
-    daphne = python("-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port))
-    web = Proc("daphne", [*daphne, "lockngen.asgi:application"], log_dir, env).start()
+    web = Proc("daphne", launcher.daphne(web_port), log_dir, env).start()
     wait_for_port(web_port, proc=web)
-    monitor = Proc("monitor", python("manage.py", "run_comfy_monitor"), log_dir, env).start()
+    monitor = Proc("monitor", launcher.monitor(), log_dir, env).start()
     monitor.wait_for_log("connected to ComfyUI")
     urls = {"sim": env["COMFYUI_URL"], "web": f"http://127.0.0.1:{web_port}"}
     urls["ws"] = urls["web"].replace("http://", "ws://") + "/api/ws/progress"

@@ -11,6 +11,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
+from lockngen import launcher
 from tests.browser.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -18,7 +19,7 @@ from tests.browser.harness import (
     RECORDER,
     BrowserStack,
 )
-from tests.support.procs import ROOT, Proc, python
+from tests.support.procs import ROOT, Proc
 from tests.support.stack import start_daphne, start_simulator
 
 
@@ -36,7 +37,7 @@ def browser_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
     env["COMFYUI_URL"] = sim_url
     env["COMFYUI_CLIENT_ID"] = f"lockngen-browser-{os.getpid()}"
     web, port = start_daphne(log_dir, env)
-    monitor = Proc("monitor", python("manage.py", "run_comfy_monitor"), log_dir, env).start()
+    monitor = Proc("monitor", launcher.monitor(), log_dir, env).start()
     s = BrowserStack(sim_url, f"http://127.0.0.1:{port}", port, sim, web, monitor, env, log_dir)
     try:
         monitor.wait_for_log("connected to ComfyUI")

@@ -20,9 +20,10 @@ from aiohttp import WSMsgType, web
 from PIL import Image
 
 from generations.models import Generation
+from lockngen import launcher
 from tests.faults.support import TERMINAL, final_seq, record, tally
 from tests.integration.clients import Watcher, slow_noise
-from tests.support.procs import Proc, free_port, python
+from tests.support.procs import Proc, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -223,7 +224,7 @@ async def fake_generation(fake: FakeComfy) -> tuple[str, str]:
 def monitor_of(rig: Any, fake: FakeComfy, name: str) -> Proc:
     """A monitor process of its own, watching the fake ComfyUI."""
     env = dict(rig.env, COMFYUI_URL=fake.url, COMFYUI_CLIENT_ID=f"lockngen-{name}")
-    monitor = Proc(f"monitor-{name}", python("manage.py", "run_comfy_monitor"), rig.log_dir, env)
+    monitor = Proc(f"monitor-{name}", launcher.monitor(), rig.log_dir, env)
     return monitor.start()
 
 

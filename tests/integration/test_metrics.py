@@ -13,9 +13,10 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 
 from generations.models import ApiToken
+from lockngen import launcher
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.support.metrics import Scrape, dashboard, expressions, metric_names
-from tests.support.procs import Proc, free_port, python
+from tests.support.procs import Proc, free_port
 from tests.support.stack import Stack, build_stack, stop_stack
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def metered(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[St
     try:
         s.monitor.stop()  # again, with its metrics port (and a log of its own)
         port = free_port()
-        args = python("manage.py", "run_comfy_monitor", "--metrics-port", str(port))
+        args = launcher.monitor("--metrics-port", str(port))
         s.monitor = Proc("monitor-metrics", args, s.log_dir, s.env).start()
         s.monitor.wait_for_log("connected to ComfyUI")
         s.env["MONITOR_METRICS_URL"] = f"http://127.0.0.1:{port}/metrics"

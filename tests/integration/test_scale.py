@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from generations.models import Generation
+from lockngen import launcher
 from tests.integration.clients import Watcher, assert_gapless, create, kinds, slow_noise
-from tests.support.procs import Proc, python
+from tests.support.procs import Proc
 from tests.support.stack import start_daphne, start_simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -37,7 +38,7 @@ def farm(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[dict]
             procs.append(proc)
             webs.append(port)
         for i, url in enumerate(sims):
-            args = python("manage.py", "run_comfy_monitor", "--url", url)
+            args = launcher.monitor("--url", url)
             monitor = Proc(f"monitor-{i}", args, log_dir, env).start()
             procs.append(monitor)
             monitor.wait_for_log("connected to ComfyUI")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from lockngen import launcher
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.support.procs import Proc, python
 from tests.support.stack import start_daphne, start_simulator
@@ -52,7 +53,7 @@ def start_install(name: str, db: int, log_dir, procs: list[Proc]) -> Install:
     env["COMFYUI_CLIENT_ID"] = f"lockngen-{name}-{os.getpid()}"
     sim, env["COMFYUI_URL"] = start_simulator(log_dir, env, f"sim-{name}")
     web, port = start_daphne(log_dir, env, f"web-{name}")
-    monitor = Proc(f"monitor-{name}", python("manage.py", "run_comfy_monitor"), log_dir, env)
+    monitor = Proc(f"monitor-{name}", launcher.monitor(), log_dir, env)
     procs += [sim, web, monitor.start()]
     monitor.wait_for_log("connected to ComfyUI")
     url = f"127.0.0.1:{port}"

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from generations.install import CLIENT_ID_SETTING
 from generations.models import InstallSetting
+from lockngen import launcher
 from tests.integration.clients import Watcher, create, slow_noise
 from tests.support.procs import ROOT, Proc, daphne_args, free_port, python
 from tests.support.stack import start_daphne, start_simulator
@@ -124,7 +125,7 @@ def test_web_and_monitor_agree_on_the_random_client_id(transactional_db, tmp_pat
     sim, sim_url = start_simulator(tmp_path, env)
     env["COMFYUI_URL"] = sim_url
     web, port = start_daphne(tmp_path, env)
-    monitor = Proc("monitor", python("manage.py", "run_comfy_monitor"), tmp_path, env).start()
+    monitor = Proc("monitor", launcher.monitor(), tmp_path, env).start()
     try:
         monitor.wait_for_log("connected to ComfyUI")
         chosen = InstallSetting.objects.get(name=CLIENT_ID_SETTING).value

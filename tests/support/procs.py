@@ -6,17 +6,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout (tests/support/ is two below)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from lockngen import launcher
+from lockngen.launcher import ROOT, free_port, python  # noqa: F401 - the tests' names for them
 
 
 def wait_for_port(port: int, timeout: float = 20.0, proc: Proc | None = None) -> None:
@@ -85,13 +79,6 @@ class Proc:
             return "(no log)"
 
 
-def python(*args: str) -> list[str]:
-    return [sys.executable, *args]
-
-
 def daphne_args(port: int) -> list[str]:
-    """daphne as the tests run it: loopback, the product's ping interval."""
-    return python(
-        "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-        "--ping-interval", "30", "--ping-timeout", "30", "lockngen.asgi:application",
-    )  # fmt: skip
+    """daphne as the product runs it (``lockngen.launcher``), on loopback."""
+    return launcher.daphne(port)

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.procs import Proc, daphne_args, free_port, python, wait_for_port
+from lockngen import launcher
+from tests.support.procs import Proc, daphne_args, free_port, wait_for_port
 
 
 @dataclass
@@ -23,9 +24,7 @@ class Stack:
     variant: str = "0.3.64"  # the server the simulator plays
 
     def start_monitor(self) -> Proc:
-        self.monitor = Proc(
-            "monitor", python("manage.py", "run_comfy_monitor"), self.log_dir, self.env
-        )
+        self.monitor = Proc("monitor", launcher.monitor(), self.log_dir, self.env)
         self.monitor.start()
         # Frames sent to our clientId before the monitor connects are lost (as in ComfyUI).
         self.monitor.wait_for_log("connected to ComfyUI")
@@ -49,17 +48,8 @@ def start_simulator(
     port = port or free_port()
     proc = Proc(
         name,
-        python(
-            "-m",
-            "comfyui_sim",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--output-dir",
-            str(log_dir / f"{name}-out"),
-            "--variant",
-            variant,
+        launcher.simulator(
+            port, "--output-dir", str(log_dir / f"{name}-out"), "--variant", variant
         ),
         log_dir,
         env,

@@ -13,6 +13,7 @@ import yaml
 from django.conf import settings as django_settings
 
 from generations import api as lockngen_api
+from lockngen import launcher
 from tests.support.metrics import dashboard
 from tests.support.procs import daphne_args
 
@@ -184,7 +185,8 @@ def test_only_the_proxy_is_published_and_web_trusts_it_alone() -> None:
 def test_the_image_runs_daphne_like_the_tests_and_run_stack() -> None:
     cmd = re.search(r"^CMD (\[.*?\])$", (ROOT / "Dockerfile").read_text(), re.S | re.M)
     args = json.loads(cmd.group(1).replace("\\\n", ""))
-    tests_flags = daphne_args(8000)[daphne_args(8000).index("--ping-interval") :]
+    tests_flags = [*launcher.DAPHNE_FLAGS, launcher.ASGI_APPLICATION]
+    assert daphne_args(8000)[-len(tests_flags) :] == tests_flags
     assert args[: args.index("--ping-interval")][-1] == "--proxy-headers"
     assert args[args.index("--ping-interval") :] == tests_flags
     web = COMPOSE["services"]["web"]["command"].split()

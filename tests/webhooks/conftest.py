@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from generations.models import ApiToken, WebhookDelivery
-from tests.support.procs import Proc, python
+from lockngen import launcher
+from tests.support.procs import Proc
 from tests.support.stack import Stack, build_stack, stop_stack
 from tests.webhooks.receiver import Receiver
 
@@ -34,7 +35,7 @@ class HookStack:
         self.started += 1  # a log of its own each time: the wait below reads only its own
         name = f"sender-{self.started}"
         self.sender = Proc(
-            name, python("manage.py", "send_webhooks"), self.stack.log_dir, self.stack.env
+            name, launcher.webhook_sender(), self.stack.log_dir, self.stack.env
         ).start()
         self.sender.wait_for_log("webhook sender started")
         return self.sender

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,17 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from comfyui.answers import read_version
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _any_free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from lockngen import launcher
 
 
 def comfyui_at(url: str) -> str | None:
@@ -57,14 +45,10 @@ def first_checkpoint(url: str) -> str | None:
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"a process exited early (code {proc.returncode})")
-        if not _port_free(port):
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after {timeout:.0f}s")
+    try:
+        launcher.wait_for_port(port, alive=lambda: proc.poll() is None, timeout=timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        raise SystemExit(str(exc)) from None
 
 
 DEMO_LOGIN_FILE = Path(settings.BASE_DIR) / ".lockngen-demo-login"
@@ -148,12 +132,12 @@ class Command(BaseCommand):
                 env["COMFYUI_CHECKPOINT"] = checkpoint
             self._found = (url, version, checkpoint)
             return None
-        if not _port_free(port):
-            taken, port = port, _any_free_port()
+        if launcher.port_open(port):
+            taken, port = port, launcher.free_port()
             self.stdout.write(f"port {taken} is taken: the simulator goes to port {port}\n")
         sim_url = f"http://127.0.0.1:{port}"
         env["COMFYUI_URL"] = sim_url
-        procs.append(self._spawn(["-m", "comfyui_sim", "--port", str(port)], env))
+        procs.append(self._spawn(launcher.simulator(port), env))
         _wait_port(port, procs[-1])
         return sim_url
 
@@ -162,16 +146,14 @@ class Command(BaseCommand):
     ) -> None:
         if embedded:
             env["LOCKNGEN_EMBEDDED"] = "true"
-            procs.append(self._spawn(["-m", "lockngen.embedded", "--port", str(port)], env))
+            procs.append(self._spawn(launcher.embedded(port), env))
             _wait_port(port, procs[-1])
-            procs.append(self._spawn(["manage.py", "send_webhooks"], env))  # needs no Redis
+            procs.append(self._spawn(launcher.webhook_sender(), env))  # needs no Redis
             return
-        daphne = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-        daphne += ["--ping-interval", "30", "--ping-timeout", "30", "lockngen.asgi:application"]
-        procs.append(self._spawn(daphne, env))
+        procs.append(self._spawn(launcher.daphne(port), env))
         _wait_port(port, procs[-1])
-        procs.append(self._spawn(["manage.py", "run_comfy_monitor"], env))
-        procs.append(self._spawn(["manage.py", "send_webhooks"], env))
+        procs.append(self._spawn(launcher.monitor(), env))
+        procs.append(self._spawn(launcher.webhook_sender(), env))
 
     def _announce(
         self, port: int, login: tuple[str, str] | None, sim_url: str | None, embedded: bool
@@ -205,7 +187,7 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def _spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)
+        return subprocess.Popen(args, env=env, start_new_session=True)
 
     def _wait(self, procs: list[subprocess.Popen[bytes]]) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
