@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from progress import metrics
 from progress.store import async_redis
+from progress.wire import text_frame
 
 log = logging.getLogger("lockngen.fanout")
 WATCHDOG_SECONDS = 1.0
@@ -27,6 +28,31 @@ class Member(Protocol):
     async def deliver(self, event: dict[str, Any]) -> None: ...
 
     async def layer_lost(self) -> None: ...
+
+
+class Relayed:
+    """One group message on its way to the local sockets: framed once (on first use), and
+    whether a viewer may see it decided once per distinct viewer."""
+
+    __slots__ = ("_frame", "event", "owner_id", "seen")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+        self.owner_id = event.get("owner_id")
+        self._frame: bytes | None = None
+        self.seen: dict[Any, bool] = {}
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.event["text"])
+        return self._frame
+
+    def visible(self, viewer: Any) -> bool:
+        seen = self.seen.get(viewer)
+        if seen is None:
+            seen = self.seen[viewer] = viewer.may_see(self.owner_id)
+        return seen
 
 
 class _Subscription:
@@ -81,9 +107,15 @@ class FanOut:
         try:
             while True:
                 event = await self.layer.receive(sub.channel)
+                # A relayed message (it has text) is offered to each socket's fast path
+                # first; a socket that declines it (not open on daphne, holding messages,
+                # a gap to fill) gets it through ``deliver``, as does any other event.
+                shared = Relayed(event) if "text" in event else None
                 for member in list(sub.members):
                     try:
-                        await member.deliver(event)
+                        relay = getattr(member, "relay", None) if shared is not None else None
+                        if relay is None or not relay(shared):
+                            await member.deliver(event)
                     except Exception:  # one broken socket must not stop the rest
                         log.exception("delivery to one socket failed")
                 metrics.observe_lag(event)  # once per message: per socket is too hot
