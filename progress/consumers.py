@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -86,6 +87,15 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     held: list[dict[str, Any]] | None
     only: str | None  # the generation of a filtered socket
     access: Viewer  # what this socket may carry, as last checked
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its ``aclose_old_connections`` (a worker-thread hop
+        for every connect, client frame and disconnect): this consumer touches the database
+        only through ``database_sync_to_async``, which closes stale connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
@@ -206,8 +216,18 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
 
     async def _watch_all(self) -> None:
-        await self._join(firehose_group())
-        for snapshot in await active_snapshots(None if self.access.sees_all else self.viewer):
+        group, hub = firehose_group(), fanout()
+        await self._join(group)
+        # A reconnect storm with nothing generating: one database read per second, not
+        # one per socket (the firehose hears every generation's messages, so a silent
+        # firehose since a read that found nothing means there is still nothing).
+        if hub.still_quiet(group):
+            return
+        mark = hub.mark(group)
+        snapshots = await active_snapshots(None if self.access.sees_all else self.viewer)
+        if not snapshots and self.access.sees_all:
+            hub.remember_quiet(group, mark)
+        for snapshot in snapshots:
             await self._send_snapshot(snapshot)
 
     async def _join(self, group: str) -> None:

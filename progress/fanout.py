@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Any, Protocol
 
@@ -22,6 +23,9 @@ from progress.wire import text_frame
 
 log = logging.getLogger("lockngen.fanout")
 WATCHDOG_SECONDS = 1.0
+# How long "nothing active" is believed while the group stays silent: a generation's row
+# exists a moment before its first message (the monitor's "queued").
+QUIET_SECONDS = 1.0
 
 
 class Member(Protocol):
@@ -61,6 +65,7 @@ class _Subscription:
         self.members: set[Member] = set()
         self.channel: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self.seen = 0  # messages received so far
 
 
 class FanOut:
@@ -71,6 +76,8 @@ class FanOut:
         self.subscriptions: dict[str, _Subscription] = {}
         self.lock = asyncio.Lock()
         self.watchdog: asyncio.Task[None] | None = None
+        # group -> (its subscription, its message count, when): a read found nothing active.
+        self.quiet: dict[str, tuple[_Subscription, int, float]] = {}
 
     async def join(self, group: str, member: Member) -> None:
         async with self.lock:  # one subscription per group, even when many join at once
@@ -84,6 +91,26 @@ class FanOut:
             sub.members.add(member)
             if self.watchdog is None or self.watchdog.done():
                 self.watchdog = asyncio.create_task(self._watch_redis())
+
+    def mark(self, group: str) -> tuple[_Subscription, int] | None:
+        """Where the group's subscription is now, to tell later whether a message came."""
+        sub = self.subscriptions.get(group)
+        return None if sub is None else (sub, sub.seen)
+
+    def remember_quiet(self, group: str, mark: tuple[_Subscription, int] | None) -> None:
+        """A read that started at ``mark`` found nothing active in this group."""
+        if mark is not None:
+            self.quiet[group] = (*mark, time.monotonic())
+
+    def still_quiet(self, group: str) -> bool:
+        """No message in the group (on the same subscription) since a read found nothing
+        active, less than ``QUIET_SECONDS`` ago: nothing has become active since."""
+        quiet, sub = self.quiet.get(group), self.subscriptions.get(group)
+        if quiet is None or sub is None:
+            return False
+        return (
+            quiet[0] is sub and quiet[1] == sub.seen and time.monotonic() - quiet[2] < QUIET_SECONDS
+        )
 
     async def leave(self, group: str, member: Member) -> None:
         async with self.lock:
@@ -107,6 +134,7 @@ class FanOut:
         try:
             while True:
                 event = await self.layer.receive(sub.channel)
+                sub.seen += 1
                 # A relayed message (it has text) is offered to each socket's fast path
                 # first; a socket that declines it (not open on daphne, holding messages,
                 # a gap to fill) gets it through ``deliver``, as does any other event.
