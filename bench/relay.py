@@ -20,6 +20,7 @@ import json
 import os
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -267,7 +268,28 @@ def prompt_id_of(generation_id: str) -> str:
     return Generation.objects.get(id=generation_id).prompt_id
 
 
-def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
+class FdProc(Proc):
+    """A process that inherits one listening socket (daphne --fd)."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict, fd: int) -> None:
+        super().__init__(name, args, log_dir, env)
+        self.fd = fd
+
+    def start(self) -> FdProc:
+        log = open(self.log_path, "ab")  # the child's, for its whole life
+        self.popen = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=(self.fd,),
+        )
+        return self
+
+
+def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[dict, list[Proc]]:
     run = uuid.uuid4().hex[:8]
     env = dict(
         os.environ,
@@ -297,19 +319,33 @@ def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
     sim.start()
     wait_for_port(sim_port, proc=sim)
     env["COMFYUI_URL"] = f"http://127.0.0.1:{sim_port}"
-    daphne = python("-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port))
-    web = Proc("daphne", [*daphne, "lockngen.asgi:application"], log_dir, env).start()
+    if workers > 1:  # one listening socket, every worker on it (as run_stack --workers)
+        from lockngen.daphne_workers import listen
+
+        with listen("127.0.0.1", web_port) as sock:
+            args = python("-m", "daphne", "--fd", str(sock.fileno()), "lockngen.asgi:application")
+            fd = sock.fileno()
+            webs = [FdProc(f"daphne-{i}", args, log_dir, env, fd) for i in range(workers)]
+            for one in webs:
+                one.start()
+    else:
+        server = ["bench/audit_daphne.py"] if audit else ["-m", "daphne"]
+        daphne = python(*server, "-b", "127.0.0.1", "-p", str(web_port))
+        webs = [Proc("daphne", [*daphne, "lockngen.asgi:application"], log_dir, env).start()]
+    web = webs[0]
     wait_for_port(web_port, proc=web)
+    for one in webs[1:]:
+        one.wait_for_log("Listening on")
     monitor = Proc("monitor", python("manage.py", "run_comfy_monitor"), log_dir, env).start()
     monitor.wait_for_log("connected to ComfyUI")
     urls = {
         "sim": env["COMFYUI_URL"],
         "web": f"http://127.0.0.1:{web_port}",
         "ws": f"ws://127.0.0.1:{web_port}",
-        "web_pids": [web.popen.pid],
+        "web_pids": [one.popen.pid for one in webs],
         "sim_pid": sim.popen.pid,
     }
-    return urls, [monitor, web, sim]
+    return urls, [monitor, *webs, sim]
 
 
 def row_line(setup: str, n: int, rate: float, r: dict) -> str:
@@ -319,16 +355,15 @@ def row_line(setup: str, n: int, rate: float, r: dict) -> str:
     return (
         f"| {setup} | {n} | {rate:g} | {r['expected']} | {r['delivered']} | {r['duplicated']} "
         f"| {r['lost']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
-        f"| {r.get('layer', '')} | {per_frame:.1f} | {r['client_cpu'] / r['wall']:.2f} |"
+        f"| {r.get('layer', '')} | {per_frame:.1f} | {r['client_cpu'] / r['wall']:.2f} "
+        f"| {r['frames'] / r['wall']:.0f} |"
     )
 
 
 def start_profilers(procs: list[Proc], seconds: float, out: Path) -> list:
     """py-spy on daphne and the monitor, for the length of one relay run."""
-    import subprocess
-
     spies = []
-    for proc in procs[:2]:
+    for proc in procs[:-1]:  # the monitor and every daphne
         target = out / f"profile-{proc.name}.txt"
         args = [
             str(Path(sys.executable).parent / "py-spy"),
@@ -343,19 +378,19 @@ def start_profilers(procs: list[Proc], seconds: float, out: Path) -> list:
 
 
 async def main(
-    rows: list[tuple[int, float]], seconds: float, profile: Path | None, direct: bool
+    rows: list[tuple[int, float]], seconds: float, profile: Path | None, direct: bool, workers: int
 ) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="lockngen-bench-"))
-    stack, procs = start_stack(log_dir)
+    stack, procs = start_stack(log_dir, workers)
     import django
 
     django.setup()
     print(
         "| setup | clients | steps/s | expected | delivered | duplicated | lost "
         "| p50 ms | p99 ms | max ms | at the layer p50 / p99 ms "
-        "| server CPU µs/frame | client CPU (cores) |"
+        "| server CPU µs/frame | client CPU (cores) | frames/s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for n, rate in rows:
             if direct:
@@ -377,8 +412,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each generation")
     parser.add_argument("--profile", type=Path, help="py-spy daphne and the monitor into DIR")
     parser.add_argument("--no-direct", action="store_true", help="skip the baseline")
+    parser.add_argument("--workers", type=int, default=1, help="daphne processes on the port")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     wanted = [(int(a), float(b)) for a, b in (r.split("x") for r in args.rows.split(","))]
-    asyncio.run(main(wanted, args.seconds, args.profile, not args.no_direct))
+    asyncio.run(main(wanted, args.seconds, args.profile, not args.no_direct, args.workers))
