@@ -330,6 +330,7 @@ def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[d
                 one.start()
     else:
         server = ["bench/audit_daphne.py"] if audit else ["-m", "daphne"]
+        env["LOCKNGEN_AUDIT_FILE"] = str(log_dir / "census.json")  # bench/connect.py reads it
         daphne = python(*server, "-b", "127.0.0.1", "-p", str(web_port))
         webs = [Proc("daphne", [*daphne, "lockngen.asgi:application"], log_dir, env).start()]
     web = webs[0]
