@@ -41,10 +41,14 @@ def spawn(
     """``workers`` daphne processes serving the listening ``sock``."""
     fd = sock.fileno()
     args = [sys.executable, "-m", "daphne", "--fd", str(fd), *(daphne_args or DEFAULT_ARGS)]
-    return [
-        subprocess.Popen(args, pass_fds=(fd,), env=env, start_new_session=True)
-        for _ in range(workers)
-    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(workers):
+            procs.append(subprocess.Popen(args, pass_fds=(fd,), env=env, start_new_session=True))
+    except BaseException:  # e.g. SIGTERM while starting: no worker is left behind
+        stop(procs)
+        raise
+    return procs
 
 
 def stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
@@ -77,10 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     sock = listen(args.bind, args.port)
     signal.signal(signal.SIGTERM, _interrupt)
-    procs = spawn(sock, args.workers, args.daphne_args)
-    sock.close()  # the children hold it now
+    procs: list[subprocess.Popen[bytes]] = []
     code = 0
     try:
+        procs = spawn(sock, args.workers, args.daphne_args)
+        sock.close()  # the children hold it now
         while True:
             exited = [p for p in procs if p.poll() is not None]
             if exited:
