@@ -18,7 +18,9 @@ import asyncio
 import functools
 import json
 import os
+import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,21 +28,25 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.leanws import LeanSocket, connect  # noqa: E402
 from tests.support.procs import Proc, free_port, python, wait_for_port  # noqa: E402
 
 CONNECT_CONCURRENCY = 50
+STEP = re.compile(rb'"step":(\d+)')
+VALUE = re.compile(rb'"value": (\d+)')
+TERMINAL = (b'{"type":"generation.completed"', b'{"type":"generation.failed"')
 
 
 @dataclass
 class Client:
     received: dict[int, float] = field(default_factory=dict)  # step -> receive time
     duplicates: int = 0
+    frames: int = 0  # every text frame, not only the steps
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -58,54 +64,95 @@ def workflow(steps: int, rate: float, seed: int) -> dict:
     }
 
 
-async def read_relay(ws: aiohttp.ClientWebSocketResponse, client: Client) -> None:
-    async for msg in ws:
-        now = time.time()
-        data = json.loads(msg.data)
-        if data["type"] == "generation.progress" and data["data"]["currentNode"] == "SlowNoise":
-            step = data["data"]["step"]
-            if step is None:
-                continue
-            if step in client.received:
-                client.duplicates += 1
-            else:
-                client.received[step] = now
-        if data["type"] in ("generation.completed", "generation.failed"):
-            client.done.set()
-            return
+def relay_reader(client: Client):
+    """The callback of one relay socket: steps of SlowNoise, until the terminal message."""
 
-
-async def read_direct(ws: aiohttp.ClientWebSocketResponse, client: Client, steps: int) -> None:
-    async for msg in ws:
-        now = time.time()
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            continue
-        data = json.loads(msg.data)
-        if data["type"] == "progress" and data["data"].get("node") == "1":
-            step = int(data["data"]["value"])
-            if step in client.received:
-                client.duplicates += 1
-            else:
-                client.received[step] = now
-            if step == steps:
-                client.done.set()
+    def on_text(payload: bytes, now: float) -> None:
+        client.frames += 1
+        # No JSON parse per frame (that alone would cost the client more than daphne spends):
+        # our messages are compact JSON, so the fields are found as bytes.
+        if payload.startswith(b'{"type":"generation.progress"'):
+            if b'"currentNode":"SlowNoise"' not in payload:
                 return
+            found = STEP.search(payload)
+            if found is None:
+                return
+            step = int(found.group(1))
+            if step in client.received:
+                client.duplicates += 1
+            else:
+                client.received[step] = now
+        elif payload.startswith(TERMINAL):
+            client.done.set()
+
+    return on_text
 
 
-async def connect_all(session: aiohttp.ClientSession, urls: list[str]) -> list:
+def direct_reader(client: Client, steps: int):
+    def on_text(payload: bytes, now: float) -> None:
+        client.frames += 1
+        if not payload.startswith(b'{"type": "progress"'):
+            return
+        found = VALUE.search(payload)
+        if b'"node": "1"' not in payload or found is None:
+            return
+        step = int(found.group(1))
+        if step in client.received:
+            client.duplicates += 1
+        else:
+            client.received[step] = now
+        if step == steps:
+            client.done.set()
+
+    return on_text
+
+
+async def connect_all(urls: list[str], callbacks: list) -> list[LeanSocket]:
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-    async def one(url: str) -> aiohttp.ClientWebSocketResponse:
+    async def one(url: str, on_text) -> LeanSocket:
         async with gate:
-            return await session.ws_connect(url, max_msg_size=0, heartbeat=None)
+            return await connect(url, on_text)
 
-    return await asyncio.gather(*(one(u) for u in urls))
+    return await asyncio.gather(*(one(u, cb) for u, cb in zip(urls, callbacks, strict=True)))
 
 
-def blocker(sim_url: str, seconds: float) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU of daphne (one or several processes) and of this load client over the streaming."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.server0 = sum(cpu_seconds(p) for p in pids)
+        self.client0, self.wall0 = time.process_time(), time.monotonic()
+
+    def stop(self) -> dict:
+        wall = time.monotonic() - self.wall0
+        return {
+            "server_cpu": sum(cpu_seconds(p) for p in self.pids) - self.server0,
+            "client_cpu": time.process_time() - self.client0,
+            "wall": wall,
+        }
+
+
+def blocker(sim_url: str, seconds: float) -> str:
     """Keep ComfyUI busy while the watchers connect, so they see the whole generation."""
-    prompt = {"prompt": workflow(1, 1.0 / seconds, seed=int(time.time() * 1000) % 2**31)}
-    requests.post(f"{sim_url}/prompt", json=prompt, timeout=10).raise_for_status()
+    prompt = {"prompt": workflow(int(seconds * 2), 2.0, seed=int(time.time() * 1000) % 2**31)}
+    answer = requests.post(f"{sim_url}/prompt", json=prompt, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["prompt_id"]
+
+
+async def all_subscribed(clients: list[Client], timeout: float = 120.0) -> None:
+    """Every watcher has its first frame (the snapshot): it is in the group."""
+    deadline = time.monotonic() + timeout
+    while any(c.frames == 0 for c in clients) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def timeline(sim_url: str, prompt_id: str) -> dict[int, float]:
@@ -122,6 +169,7 @@ def summarise(clients: list[Client], sent: dict[int, float], steps: int) -> dict
     return {
         "expected": expected,
         "delivered": delivered,
+        "frames": sum(c.frames for c in clients),
         "duplicated": sum(c.duplicates for c in clients),
         "lost": expected - delivered,
         "p50": percentile(latencies, 0.50),
@@ -132,7 +180,7 @@ def summarise(clients: list[Client], sent: dict[int, float], steps: int) -> dict
 
 async def run_relay(stack: dict, n: int, rate: float, seconds: float, on_connected=None) -> dict:
     steps = max(10, int(rate * seconds))
-    blocker(stack["sim"], 2.0 + n / 150)
+    blocking = blocker(stack["sim"], 300.0)  # ended once every watcher is subscribed
     seed = int(time.time() * 1000) % 2**31
     body = {"workflow": workflow(steps, rate, seed)}
     gen = requests.post(f"{stack['web']}/api/generations", json=body, timeout=10).json()
@@ -140,24 +188,31 @@ async def run_relay(stack: dict, n: int, rate: float, seconds: float, on_connect
     clients = [Client() for _ in range(n)]
     tap = Client()
     tapping = asyncio.create_task(read_layer(gen["id"], tap))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        sockets = await connect_all(session, [url] * n)
-        spies = on_connected() if on_connected else []
-        readers = [
-            asyncio.create_task(read_relay(ws, c)) for ws, c in zip(sockets, clients, strict=True)
-        ]
+    sockets = await connect_all([url] * n, [relay_reader(c) for c in clients])
+    await all_subscribed(clients)
+    requests.post(f"{stack['sim']}/interrupt", json={"prompt_id": blocking}, timeout=10)
+    spies = on_connected() if on_connected else []
+    meter = CpuMeter(stack["web_pids"])
+    try:
         await asyncio.wait_for(
             asyncio.gather(*(c.done.wait() for c in clients)), timeout=seconds * 4 + 60
         )
-        for ws in sockets:
-            await ws.close()
-        await asyncio.gather(*readers, return_exceptions=True)
+    except TimeoutError:
+        print(
+            f"timed out: {sum(not c.done.is_set() for c in clients)} not done, closes "
+            f"{[ws.close_code for ws in sockets if ws.closed.done()][:5]}",
+            file=sys.stderr,
+        )
+    cpu = meter.stop()
+    for ws in sockets:
+        ws.close()
+    await asyncio.gather(*(ws.closed for ws in sockets), return_exceptions=True)
     for spy in spies:
         spy.wait()
     await asyncio.wait_for(tapping, timeout=10)
     prompt_id = await asyncio.to_thread(prompt_id_of, gen["id"])
     sent = timeline(stack["sim"], prompt_id)
-    result = summarise(clients, sent, steps)
+    result = summarise(clients, sent, steps) | cpu
     at_layer = summarise([tap], sent, steps)
     result["layer"] = f"{at_layer['p50']:.1f} / {at_layer['p99']:.1f}"
     return result
@@ -188,26 +243,23 @@ async def run_direct(stack: dict, n: int, rate: float, seconds: float) -> dict:
     steps = max(10, int(rate * seconds))
     clients = [Client() for _ in range(n)]
     ws_url = stack["sim"].replace("http://", "ws://") + "/ws"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        sockets = await connect_all(session, [ws_url] * n)
-        readers = [
-            asyncio.create_task(read_direct(ws, c, steps))
-            for ws, c in zip(sockets, clients, strict=True)
-        ]
-        seed = int(time.time() * 1000) % 2**31
-        answer = requests.post(
-            f"{stack['sim']}/prompt", json={"prompt": workflow(steps, rate, seed)}, timeout=10
-        ).json()
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(c.done.wait() for c in clients)), timeout=seconds * 4 + 60
-            )
-        except TimeoutError:
-            pass
-        for ws in sockets:
-            await ws.close()
-        await asyncio.gather(*readers, return_exceptions=True)
-    return summarise(clients, timeline(stack["sim"], answer["prompt_id"]), steps)
+    sockets = await connect_all([ws_url] * n, [direct_reader(c, steps) for c in clients])
+    meter = CpuMeter([stack["sim_pid"]])
+    seed = int(time.time() * 1000) % 2**31
+    answer = requests.post(
+        f"{stack['sim']}/prompt", json={"prompt": workflow(steps, rate, seed)}, timeout=10
+    ).json()
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(c.done.wait() for c in clients)), timeout=seconds * 4 + 60
+        )
+    except TimeoutError:
+        pass
+    cpu = meter.stop()
+    for ws in sockets:
+        ws.close()
+    await asyncio.gather(*(ws.closed for ws in sockets), return_exceptions=True)
+    return summarise(clients, timeline(stack["sim"], answer["prompt_id"]), steps) | cpu
 
 
 def prompt_id_of(generation_id: str) -> str:
@@ -216,7 +268,28 @@ def prompt_id_of(generation_id: str) -> str:
     return Generation.objects.get(id=generation_id).prompt_id
 
 
-def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
+class FdProc(Proc):
+    """A process that inherits one listening socket (daphne --fd)."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict, fd: int) -> None:
+        super().__init__(name, args, log_dir, env)
+        self.fd = fd
+
+    def start(self) -> FdProc:
+        log = open(self.log_path, "ab")  # the child's, for its whole life
+        self.popen = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=(self.fd,),
+        )
+        return self
+
+
+def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[dict, list[Proc]]:
     run = uuid.uuid4().hex[:8]
     env = dict(
         os.environ,
@@ -244,52 +317,79 @@ def start_stack(log_dir: Path) -> tuple[dict, list[Proc]]:
     sim.start()
     wait_for_port(sim_port, proc=sim)
     env["COMFYUI_URL"] = f"http://127.0.0.1:{sim_port}"
-    daphne = python("-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port))
-    web = Proc("daphne", [*daphne, "lockngen.asgi:application"], log_dir, env).start()
+    if workers > 1:  # one listening socket, every worker on it (as run_stack --workers)
+        from lockngen.daphne_workers import listen
+
+        with listen("127.0.0.1", web_port) as sock:
+            args = python("-m", "daphne", "--fd", str(sock.fileno()), "lockngen.asgi:application")
+            fd = sock.fileno()
+            webs = [FdProc(f"daphne-{i}", args, log_dir, env, fd) for i in range(workers)]
+            for one in webs:
+                one.start()
+    else:
+        server = ["bench/audit_daphne.py"] if audit else ["-m", "daphne"]
+        env["LOCKNGEN_AUDIT_FILE"] = str(log_dir / "census.json")  # bench/connect.py reads it
+        daphne = python(*server, "-b", "127.0.0.1", "-p", str(web_port))
+        webs = [Proc("daphne", [*daphne, "lockngen.asgi:application"], log_dir, env).start()]
+    web = webs[0]
     wait_for_port(web_port, proc=web)
+    for one in webs[1:]:
+        one.wait_for_log("Listening on")
     monitor = Proc("monitor", python("manage.py", "run_comfy_monitor"), log_dir, env).start()
     monitor.wait_for_log("connected to ComfyUI")
     urls = {
         "sim": env["COMFYUI_URL"],
         "web": f"http://127.0.0.1:{web_port}",
         "ws": f"ws://127.0.0.1:{web_port}",
+        "web_pids": [one.popen.pid for one in webs],
+        "sim_pid": sim.popen.pid,
     }
-    return urls, [monitor, web, sim]
+    return urls, [monitor, *webs, sim]
 
 
 def row_line(setup: str, n: int, rate: float, r: dict) -> str:
+    # Server CPU per frame the clients received (daphne for the relay, the simulator for
+    # the direct baseline), and this client's own CPU, in cores, over the same streaming.
+    per_frame = r["server_cpu"] / r["frames"] * 1e6 if r["frames"] else float("nan")
     return (
         f"| {setup} | {n} | {rate:g} | {r['expected']} | {r['delivered']} | {r['duplicated']} "
         f"| {r['lost']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
-        f"| {r.get('layer', '')} |"
+        f"| {r.get('layer', '')} | {per_frame:.1f} | {r['client_cpu'] / r['wall']:.2f} "
+        f"| {r['frames'] / r['wall']:.0f} |"
     )
 
 
 def start_profilers(procs: list[Proc], seconds: float, out: Path) -> list:
     """py-spy on daphne and the monitor, for the length of one relay run."""
-    import subprocess
-
     spies = []
-    for proc in procs[:2]:
+    for proc in procs[:-1]:  # the monitor and every daphne
         target = out / f"profile-{proc.name}.txt"
-        args = ["py-spy", "record", "-p", str(proc.popen.pid), "-d", str(int(seconds) + 2)]
-        spies.append(subprocess.Popen([*args, "-f", "raw", "-o", str(target)]))
+        args = [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "-p",
+            str(proc.popen.pid),
+            "-d",
+            str(int(seconds) + 2),
+        ]
+        spies.append(subprocess.Popen([*args, "--nonblocking", "-f", "raw", "-o", str(target)]))
     return spies
 
 
 async def main(
-    rows: list[tuple[int, float]], seconds: float, profile: Path | None, direct: bool
+    rows: list[tuple[int, float]], seconds: float, profile: Path | None, direct: bool, workers: int
 ) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="lockngen-bench-"))
-    stack, procs = start_stack(log_dir)
+    stack, procs = start_stack(log_dir, workers)
     import django
 
     django.setup()
     print(
         "| setup | clients | steps/s | expected | delivered | duplicated | lost "
-        "| p50 ms | p99 ms | max ms | at the layer p50 / p99 ms |"
+        "| p50 ms | p99 ms | max ms | at the layer p50 / p99 ms "
+        "| server CPU µs/frame | client CPU (cores) | frames/s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     try:
         for n, rate in rows:
             if direct:
@@ -311,8 +411,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each generation")
     parser.add_argument("--profile", type=Path, help="py-spy daphne and the monitor into DIR")
     parser.add_argument("--no-direct", action="store_true", help="skip the baseline")
+    parser.add_argument("--workers", type=int, default=1, help="daphne processes on the port")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     wanted = [(int(a), float(b)) for a, b in (r.split("x") for r in args.rows.split(","))]
-    asyncio.run(main(wanted, args.seconds, args.profile, not args.no_direct))
+    asyncio.run(main(wanted, args.seconds, args.profile, not args.no_direct, args.workers))

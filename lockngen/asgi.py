@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from generations.auth import websocket_auth  # noqa: E402
 from lockngen import daphne_options  # noqa: E402
 from progress.routing import websocket_urlpatterns  # noqa: E402
+from progress.wire import expose_protocol  # noqa: E402
 
 daphne_options.install()  # protocol errors close with their code, not a dropped socket
 
@@ -21,6 +22,8 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Session or bearer token, and the Origin check (a missing Origin is a non-browser
         # client, which must then bring a token): see generations/auth.py.
-        "websocket": websocket_auth(URLRouter(websocket_urlpatterns)),
+        # expose_protocol is outermost: it alone sees daphne's own send, and finds the
+        # socket's protocol behind it for the fast path of relayed messages (progress/wire.py).
+        "websocket": expose_protocol(websocket_auth(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -28,11 +28,14 @@ def manage(*args: str) -> list[str]:
     return python(str(ROOT / "manage.py"), *args)
 
 
+def daphne_options() -> list[str]:
+    """What every daphne is given after where to listen (one port, or a shared ``--fd``)."""
+    return [*DAPHNE_FLAGS, ASGI_APPLICATION]
+
+
 def daphne(port: int, host: str = "127.0.0.1", *, proxy_headers: bool = False) -> list[str]:
     proxy = ["--proxy-headers"] if proxy_headers else []
-    return python(
-        "-m", "daphne", "-b", host, "-p", str(port), *proxy, *DAPHNE_FLAGS, ASGI_APPLICATION
-    )
+    return python("-m", "daphne", "-b", host, "-p", str(port), *proxy, *daphne_options())
 
 
 def monitor(*args: str) -> list[str]:

@@ -209,6 +209,14 @@ LOCKNGEN = {
     # Each process refreshes its sockets' entries this often; an entry three beats old is a
     # socket of a crashed process and no longer counts.
     "SOCKET_HEARTBEAT_SECONDS": env_float("LOCKNGEN_SOCKET_HEARTBEAT_SECONDS", 10.0),
+    # Relayed messages framed once per group and written straight to each socket under
+    # daphne (progress/wire.py); off: every message takes Channels' ordinary send.
+    "WS_FAST_PATH": env_bool("LOCKNGEN_WS_FAST_PATH", True),
+    # Bytes daphne may queue for a socket that does not read before it is closed (4503).
+    "WS_MAX_BACKLOG": env_int("LOCKNGEN_WS_MAX_BACKLOG", 1 << 20),
+    # SO_SNDBUF of each progress socket under daphne (0: the kernel's own autotuning, which
+    # lets one socket that does not read hold up to net.ipv4.tcp_wmem's maximum).
+    "WS_SNDBUF": env_int("LOCKNGEN_WS_SNDBUF", 0),
     # Safety net behind the "access changed" broadcast (e.g. a bulk UPDATE sends no signal).
     "ACCESS_RECHECK_SECONDS": env_float("LOCKNGEN_ACCESS_RECHECK_SECONDS", 60.0),
     # Queued or running generations per user (429 beyond it).

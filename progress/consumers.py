@@ -10,14 +10,15 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from generations import messages as m
 from generations.access import ACCESS_CHANGED, Identity, Viewer, check_access
-from progress import metrics
-from progress.fanout import fanout
+from progress import metrics, wire
+from progress.fanout import Relayed, fanout
 from progress.groups import access_group, firehose_group, generation_group
 from progress.resume import catch_up
 from progress.snapshots import active_snapshots, generation_owner, snapshot_for
@@ -87,6 +88,15 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     only: str | None  # the generation of a filtered socket
     access: Viewer  # what this socket may carry, as last checked
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its ``aclose_old_connections`` (a worker-thread hop
+        for every connect, client frame and disconnect): this consumer touches the database
+        only through ``database_sync_to_async``, which closes stale connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
         self.hold_depth, self.revoked, self.only_owner = 1, False, None
@@ -94,6 +104,8 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         self.gap_filled: dict[str, int] = {}  # generation -> seq whose gap was filled
         self.tasks: set[asyncio.Task[None]] = set()
         self.frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST)
+        # daphne's protocol, for the fast path of relayed messages (None: the ordinary path).
+        self.wire = self.scope.get(wire.SCOPE_KEY)
         if not self.scope.get("origin_ok", True):
             await self.close()  # a foreign page: refuse the handshake itself (HTTP 403)
             return
@@ -204,8 +216,18 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         self.last_seq[generation_id] = max(caught.last_seq, self.last_seq.get(generation_id, 0))
 
     async def _watch_all(self) -> None:
-        await self._join(firehose_group())
-        for snapshot in await active_snapshots(None if self.access.sees_all else self.viewer):
+        group, hub = firehose_group(), fanout()
+        await self._join(group)
+        # A reconnect storm with nothing generating: one database read per second, not
+        # one per socket (the firehose hears every generation's messages, so a silent
+        # firehose since a read that found nothing means there is still nothing).
+        if hub.still_quiet(group):
+            return
+        mark = hub.mark(group)
+        snapshots = await active_snapshots(None if self.access.sees_all else self.viewer)
+        if not snapshots and self.access.sees_all:
+            hub.remember_quiet(group, mark)
+        for snapshot in snapshots:
             await self._send_snapshot(snapshot)
 
     async def _join(self, group: str) -> None:
@@ -314,6 +336,57 @@ class ProgressConsumer(AsyncWebsocketConsumer):
                 self.held.append(event)
             return
         await self.forward(event)
+
+    def relay(self, shared: Relayed) -> bool:
+        """The fast path of ``deliver`` for a relayed message: True when it is done with it
+        (sent, or not for this socket), False when ``deliver`` must take it.
+
+        The same checks as ``forward``, in the same order; the frame is the group's, built
+        once, and goes to the socket without Channels' send machinery. Anything unusual
+        (messages held, a gap to fill, a socket the fast path cannot write) declines.
+        """
+        protocol = self.wire
+        if protocol is None or self.held is not None or self.revoked:
+            return False
+        access = self.access
+        if not access.sees_all and not shared.visible(access):
+            return True  # the firehose carries only the viewer's own generations
+        event = shared.event
+        generation_id, seq = event["generation_id"], event["seq"]
+        last = self.last_seq.get(generation_id, 0)
+        if seq <= last:
+            return True  # covered by the snapshot (or a duplicate)
+        if last and seq > last + 1 and self.gap_filled.get(generation_id) != seq:
+            return False  # a gap: ``forward`` fills it from the log
+        outcome = wire.write(protocol, shared.frame)
+        if outcome == wire.FALLBACK:
+            return False
+        if outcome == wire.SLOW:
+            self._too_slow()
+            return True
+        run = self.sent_run.get(generation_id) if last else None
+        if run is not None and seq == last + 1:
+            self.last_seq[generation_id] = seq  # the usual case: one more in the live run
+            self.sent_run[generation_id] = (run[0], seq)
+        else:
+            self._mark_sent(generation_id, seq, seq)
+        metrics.DELIVERED_LIVE.value += 1
+        return True
+
+    def _too_slow(self) -> None:
+        """A socket that stopped reading: closed (4503: reconnect and resume) rather than
+        buffered without bound. What was already queued for it still goes out first."""
+        if self.revoked:
+            return
+        self.revoked = True  # nothing more is delivered to this socket
+        log.warning("closing a progress socket that does not read (%s)", self.scope.get("client"))
+        task = asyncio.create_task(self._close_slow())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _close_slow(self) -> None:
+        await self._leave_all()
+        await self.close(code=CLOSE_LAYER_DOWN)
 
     async def layer_lost(self) -> None:
         await self.close(code=CLOSE_LAYER_DOWN)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Any, Protocol
 
@@ -18,9 +19,13 @@ from redis.exceptions import RedisError
 
 from generations.store import async_redis
 from progress import metrics
+from progress.wire import text_frame
 
 log = logging.getLogger("lockngen.fanout")
 WATCHDOG_SECONDS = 1.0
+# How long "nothing active" is believed while the group stays silent: a generation's row
+# exists a moment before its first message (the monitor's "queued").
+QUIET_SECONDS = 1.0
 
 
 class Member(Protocol):
@@ -29,12 +34,38 @@ class Member(Protocol):
     async def layer_lost(self) -> None: ...
 
 
+class Relayed:
+    """One group message on its way to the local sockets: framed once (on first use), and
+    whether a viewer may see it decided once per distinct viewer."""
+
+    __slots__ = ("_frame", "event", "owner_id", "seen")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+        self.owner_id = event.get("owner_id")
+        self._frame: bytes | None = None
+        self.seen: dict[Any, bool] = {}
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.event["text"])
+        return self._frame
+
+    def visible(self, viewer: Any) -> bool:
+        seen = self.seen.get(viewer)
+        if seen is None:
+            seen = self.seen[viewer] = viewer.may_see(self.owner_id)
+        return seen
+
+
 class _Subscription:
     def __init__(self, group: str) -> None:
         self.group = group
         self.members: set[Member] = set()
         self.channel: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self.seen = 0  # messages received so far
 
 
 class FanOut:
@@ -45,6 +76,8 @@ class FanOut:
         self.subscriptions: dict[str, _Subscription] = {}
         self.lock = asyncio.Lock()
         self.watchdog: asyncio.Task[None] | None = None
+        # group -> (its subscription, its message count, when): a read found nothing active.
+        self.quiet: dict[str, tuple[_Subscription, int, float]] = {}
 
     async def join(self, group: str, member: Member) -> None:
         async with self.lock:  # one subscription per group, even when many join at once
@@ -58,6 +91,26 @@ class FanOut:
             sub.members.add(member)
             if self.watchdog is None or self.watchdog.done():
                 self.watchdog = asyncio.create_task(self._watch_redis())
+
+    def mark(self, group: str) -> tuple[_Subscription, int] | None:
+        """Where the group's subscription is now, to tell later whether a message came."""
+        sub = self.subscriptions.get(group)
+        return None if sub is None else (sub, sub.seen)
+
+    def remember_quiet(self, group: str, mark: tuple[_Subscription, int] | None) -> None:
+        """A read that started at ``mark`` found nothing active in this group."""
+        if mark is not None:
+            self.quiet[group] = (*mark, time.monotonic())
+
+    def still_quiet(self, group: str) -> bool:
+        """No message in the group (on the same subscription) since a read found nothing
+        active, less than ``QUIET_SECONDS`` ago: nothing has become active since."""
+        quiet, sub = self.quiet.get(group), self.subscriptions.get(group)
+        if quiet is None or sub is None:
+            return False
+        return (
+            quiet[0] is sub and quiet[1] == sub.seen and time.monotonic() - quiet[2] < QUIET_SECONDS
+        )
 
     async def leave(self, group: str, member: Member) -> None:
         async with self.lock:
@@ -81,9 +134,16 @@ class FanOut:
         try:
             while True:
                 event = await self.layer.receive(sub.channel)
+                sub.seen += 1
+                # A relayed message (it has text) is offered to each socket's fast path
+                # first; a socket that declines it (not open on daphne, holding messages,
+                # a gap to fill) gets it through ``deliver``, as does any other event.
+                shared = Relayed(event) if "text" in event else None
                 for member in list(sub.members):
                     try:
-                        await member.deliver(event)
+                        relay = getattr(member, "relay", None) if shared is not None else None
+                        if relay is None or not relay(shared):
+                            await member.deliver(event)
                     except Exception:  # one broken socket must not stop the rest
                         log.exception("delivery to one socket failed")
                 metrics.observe_lag(event)  # once per message: per socket is too hot

@@ -272,3 +272,21 @@ async def test_a_resume_with_nothing_to_replay_still_notices_a_later_gap() -> No
     snapshot = await communicator.receive_json_from()
     assert snapshot["recovered"] is False and snapshot["seq"] == 9
     await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_firehose_skips_the_database_only_while_nothing_has_happened() -> None:
+    """With nothing active, the next firehose socket reads nothing again; a message on the
+    firehose (something happened) makes the next one read, and get its snapshot."""
+    first = await connect()
+    assert await first.receive_nothing()  # nothing active: no snapshot
+    row = await database_sync_to_async(make_generation)(status="running", progress=10, seq=1)
+    text = json.dumps({"type": "generation.started", "seq": 1, "generationId": str(row.id)})
+    event = {"type": "generation.started", "generation_id": str(row.id), "seq": 1, "text": text}
+    await get_channel_layer().group_send(firehose_group(), event)
+    assert (await first.receive_json_from())["seq"] == 1
+    second = await connect()
+    snapshot = await second.receive_json_from()
+    assert snapshot["type"] == "generation.snapshot" and snapshot["generationId"] == str(row.id)
+    await first.disconnect()
+    await second.disconnect()

@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from comfyui.answers import read_version
-from lockngen import launcher
+from lockngen import daphne_workers, launcher
 
 
 def comfyui_at(url: str) -> str | None:
@@ -93,6 +93,12 @@ class Command(BaseCommand):
             "--sim-port", type=int, default=8188, help="where ComfyUI is looked for first (8188)"
         )
         parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("LOCKNGEN_WEB_WORKERS", "1")),
+            help="daphne processes sharing the port (one per core; default 1)",
+        )
+        parser.add_argument(
             "--simulator",
             action="store_true",
             help="use the bundled simulator even when a ComfyUI answers on --sim-port",
@@ -108,7 +114,8 @@ class Command(BaseCommand):
         try:
             sim_url = self._comfyui(options["sim_port"], options["simulator"], env, procs)
             embedded = not redis_answers()
-            self._web_and_monitor(options["port"], embedded, env, procs)
+            workers = 1 if embedded else max(1, options["workers"])
+            self._web_and_monitor(options["port"], embedded, env, procs, workers)
             self._announce(options["port"], login, sim_url, embedded)
             self._wait(procs)
         except KeyboardInterrupt:
@@ -142,7 +149,12 @@ class Command(BaseCommand):
         return sim_url
 
     def _web_and_monitor(
-        self, port: int, embedded: bool, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+        self,
+        port: int,
+        embedded: bool,
+        env: dict[str, str],
+        procs: list[subprocess.Popen[bytes]],
+        workers: int = 1,
     ) -> None:
         if embedded:
             env["LOCKNGEN_EMBEDDED"] = "true"
@@ -150,7 +162,12 @@ class Command(BaseCommand):
             _wait_port(port, procs[-1])
             procs.append(self._spawn(launcher.webhook_sender(), env))  # needs no Redis
             return
-        procs.append(self._spawn(launcher.daphne(port), env))
+        if workers > 1:
+            # One listening socket, opened here, served by every worker (daphne --fd).
+            with daphne_workers.listen("127.0.0.1", port) as sock:
+                procs.extend(daphne_workers.spawn(sock, workers, launcher.daphne_options(), env))
+        else:
+            procs.append(self._spawn(launcher.daphne(port), env))
         _wait_port(port, procs[-1])
         procs.append(self._spawn(launcher.monitor(), env))
         procs.append(self._spawn(launcher.webhook_sender(), env))
