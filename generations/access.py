@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Final
 
 from django.conf import settings
 from django.contrib.auth import get_user, get_user_model
@@ -21,7 +22,7 @@ from generations.models import ApiToken, Generation
 
 log = logging.getLogger("lockngen.access")
 
-ACCESS_CHANGED = "access.changed"
+ACCESS_CHANGED: Final = "access.changed"
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     # No per-socket channel: messages come through the process's FanOut, and a channel per
     # socket would be one more idle Redis subscription per connection.
-    channel_layer_alias = "lockngen.no-per-socket-channel"
+    channel_layer_alias = None  # get_channel_layer(None) is None: Channels makes no channel
 
     groups_joined: list[str]
     last_seq: dict[str, int]

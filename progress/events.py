@@ -6,9 +6,12 @@ process (through ``progress.fanout``). The message is serialised once here, not 
 
 from __future__ import annotations
 
+from typing import Literal, NotRequired
+
 from typing_extensions import TypedDict
 
 from generations import messages as m
+from generations.access import ACCESS_CHANGED
 
 
 class LayerEvent(TypedDict):
@@ -29,3 +32,23 @@ def layer_event(message: m.Message, owner_id: int | None, received_at: float) ->
         "text": m.dumps(message),
         "received_at": received_at,
     }
+
+
+class AccessChanged(TypedDict):
+    """Someone's access changed (revoked token, logout, demotion): sent to their access group,
+    so every socket and stream of theirs re-checks what it may carry."""
+
+    type: Literal["access.changed"]
+    user_id: int
+    ended_session: NotRequired[str]  # the tag of a session that ended (logout)
+
+
+def access_changed(user_id: int, ended_session: str | None = None) -> AccessChanged:
+    event: AccessChanged = {"type": ACCESS_CHANGED, "user_id": user_id}
+    if ended_session:
+        event["ended_session"] = ended_session
+    return event
+
+
+# What a FanOut member can be handed.
+GroupEvent = LayerEvent | AccessChanged

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from generations.store import async_redis
 from progress import metrics
+from progress.events import GroupEvent, LayerEvent
 from progress.wire import text_frame
 
 log = logging.getLogger("lockngen.fanout")
@@ -29,7 +30,7 @@ QUIET_SECONDS = 1.0
 
 
 class Member(Protocol):
-    async def deliver(self, event: dict[str, Any]) -> None: ...
+    async def deliver(self, event: GroupEvent) -> None: ...
 
     async def layer_lost(self) -> None: ...
 
@@ -40,7 +41,7 @@ class Relayed:
 
     __slots__ = ("_frame", "event", "owner_id", "seen")
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: LayerEvent) -> None:
         self.event = event
         self.owner_id = event.get("owner_id")
         self._frame: bytes | None = None

@@ -12,8 +12,9 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from generations.access import ACCESS_CHANGED, session_tag
+from generations.access import session_tag
 from generations.models import ApiToken
+from progress.events import AccessChanged, access_changed
 from progress.groups import access_group
 
 log = logging.getLogger("lockngen.access")
@@ -66,13 +67,11 @@ def connect_user_signals() -> None:
 
 def announce(user_id: int, ended_session: str | None = None) -> None:
     """Tell every web process that ``user_id``'s access changed (after the commit)."""
-    event: dict[str, Any] = {"type": ACCESS_CHANGED, "user_id": user_id}
-    if ended_session:
-        event["ended_session"] = session_tag(ended_session)
+    event = access_changed(user_id, session_tag(ended_session) if ended_session else None)
     transaction.on_commit(lambda: _publish(user_id, event))
 
 
-def _publish(user_id: int, event: dict[str, Any]) -> None:
+def _publish(user_id: int, event: AccessChanged) -> None:
     try:
         async_to_sync(get_channel_layer().group_send)(access_group(user_id), event)
     except Exception as exc:  # noqa: BLE001 - the periodic re-check still catches it

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -64,7 +64,7 @@ class Stream:
     def __init__(self, identity: Identity | None, access: Viewer, only: str | None) -> None:
         self.identity, self.access, self.only = identity, access, only
         self.only_owner: int | None = None
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_QUEUED)
+        self.queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(MAX_QUEUED)
         self.last_seq: dict[str, int] = {}
         self.groups: list[str] = []
         self.end_reason: str | None = None
@@ -77,7 +77,8 @@ class Stream:
 
     # ----------------------------------------------------------- FanOut and LocalSockets
 
-    async def deliver(self, event: dict[str, Any]) -> None:
+    async def deliver(self, event: Mapping[str, Any]) -> None:
+        # Group events, and this stream's own (a re-check's verdict, a wake-up) in order.
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -126,7 +127,7 @@ class Stream:
 
     # ----------------------------------------------------------- messages
 
-    async def handle(self, item: dict[str, Any]) -> bytes | None:
+    async def handle(self, item: Mapping[str, Any]) -> bytes | None:
         kind = item.get("type")
         if kind == ACCESS_CHANGED:
             tag = self.identity.session_tag if self.identity else None
@@ -149,7 +150,7 @@ class Stream:
         else:
             self.access = viewer
 
-    def forward(self, event: dict[str, Any]) -> bytes | None:
+    def forward(self, event: Mapping[str, Any]) -> bytes | None:
         if self.end_reason or not self.access.may_see(event.get("owner_id")):
             return None
         generation_id, seq = event["generation_id"], event["seq"]
