@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.leanws import LeanSocket, connect  # noqa: E402
+from lockngen import launcher  # noqa: E402
 from tests.support.procs import Proc, free_port, python, wait_for_port  # noqa: E402
 
 CONNECT_CONCURRENCY = 50
@@ -311,9 +312,9 @@ def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[d
     keep = ("REDIS_URL", "DATABASE_URL", "LOCKNGEN_REDIS_PREFIX", "DJANGO_SETTINGS_MODULE")
     keep += ("DJANGO_DEBUG", "DJANGO_SECRET_KEY")
     os.environ.update({k: env[k] for k in keep})
-    Proc("migrate", python("manage.py", "migrate", "-v0"), log_dir, env).start().popen.wait()
+    Proc("migrate", launcher.manage("migrate", "-v0"), log_dir, env).start().popen.wait()
     sim_port, web_port = free_port(), free_port()
-    sim = Proc("simulator", python("-m", "comfyui_sim", "--port", str(sim_port)), log_dir, env)
+    sim = Proc("simulator", launcher.simulator(sim_port), log_dir, env)
     sim.start()
     wait_for_port(sim_port, proc=sim)
     env["COMFYUI_URL"] = f"http://127.0.0.1:{sim_port}"
@@ -321,21 +322,22 @@ def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[d
         from lockngen.daphne_workers import listen
 
         with listen("127.0.0.1", web_port) as sock:
-            args = python("-m", "daphne", "--fd", str(sock.fileno()), "lockngen.asgi:application")
+            args = python("-m", "daphne", "--fd", str(sock.fileno()), *launcher.daphne_options())
             fd = sock.fileno()
             webs = [FdProc(f"daphne-{i}", args, log_dir, env, fd) for i in range(workers)]
             for one in webs:
                 one.start()
     else:
-        server = ["bench/audit_daphne.py"] if audit else ["-m", "daphne"]
         env["LOCKNGEN_AUDIT_FILE"] = str(log_dir / "census.json")  # bench/connect.py reads it
-        daphne = python(*server, "-b", "127.0.0.1", "-p", str(web_port))
-        webs = [Proc("daphne", [*daphne, "lockngen.asgi:application"], log_dir, env).start()]
+        daphne = launcher.daphne(web_port)
+        if audit:  # the same daphne, under the heap census
+            daphne = python("bench/audit_daphne.py", *daphne[3:])
+        webs = [Proc("daphne", daphne, log_dir, env).start()]
     web = webs[0]
     wait_for_port(web_port, proc=web)
     for one in webs[1:]:
         one.wait_for_log("Listening on")
-    monitor = Proc("monitor", python("manage.py", "run_comfy_monitor"), log_dir, env).start()
+    monitor = Proc("monitor", launcher.monitor(), log_dir, env).start()
     monitor.wait_for_log("connected to ComfyUI")
     urls = {
         "sim": env["COMFYUI_URL"],
