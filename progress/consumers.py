@@ -20,6 +20,7 @@ from generations.access import ACCESS_CHANGED, Identity, Viewer, check_access
 from progress import metrics, wire
 from progress.fanout import Relayed, fanout
 from progress.groups import access_group, firehose_group, generation_group
+from progress.lanes import Lane, Slot
 from progress.resume import catch_up
 from progress.snapshots import active_snapshots, generation_owner, snapshot_for
 from progress.sockets import cap_for, local_sockets
@@ -101,6 +102,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
         self.hold_depth, self.revoked, self.only_owner = 1, False, None
         self.sent_run: dict[str, tuple[int, int]] = {}
+        self.lanes: set[Lane] = set()  # the lanes that send for this socket (progress.lanes)
         self.gap_filled: dict[str, int] = {}  # generation -> seq whose gap was filled
         self.tasks: set[asyncio.Task[None]] = set()
         self.frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST)
@@ -236,6 +238,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
 
     def _hold(self) -> None:
         """Live messages wait (a snapshot, a replay or an access check is under way)."""
+        self._leave_lanes()
         self.hold_depth += 1
         if self.held is None:
             self.held = []
@@ -373,12 +376,43 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         metrics.DELIVERED_LIVE.value += 1
         return True
 
+    def lane_slot(self, lane: Lane) -> Slot | None:
+        """This socket's place in ``lane`` when it is in step with it: sent every message of
+        the generation up to ``lane.pos`` live, nothing held back, and writable straight to
+        the kernel. From then on the lane sends for it, and ``left_lane`` catches up."""
+        generation_id, pos = lane.generation_id, lane.pos
+        if self.wire is None or self.held is not None or self.revoked:
+            return None
+        run = self.sent_run.get(generation_id)
+        if run is None or run[1] != pos or self.last_seq.get(generation_id) != pos:
+            return None
+        slot = wire.lane_slot(self.wire)
+        if slot is not None:
+            self.lanes.add(lane)
+        return slot
+
+    def left_lane(self, lane: Lane) -> None:
+        """Out of ``lane``: what it sent for this socket becomes this socket's own record."""
+        self.lanes.discard(lane)
+        generation_id, pos = lane.generation_id, lane.pos
+        last = self.last_seq.get(generation_id)
+        if last is None:  # forgotten meanwhile (a long firehose): the last one, at least
+            self._mark_sent(generation_id, pos, pos)
+        elif last < pos:
+            self._mark_sent(generation_id, last + 1, pos)
+
+    def _leave_lanes(self) -> None:
+        """Decide for itself again, from the next message on (see ``progress.lanes``)."""
+        for lane in list(self.lanes):
+            lane.evict(self)
+
     def _too_slow(self) -> None:
         """A socket that stopped reading: closed (4503: reconnect and resume) rather than
         buffered without bound. What was already queued for it still goes out first."""
         if self.revoked:
             return
         self.revoked = True  # nothing more is delivered to this socket
+        self._leave_lanes()
         log.warning("closing a progress socket that does not read (%s)", self.scope.get("client"))
         task = asyncio.create_task(self._close_slow())
         self.tasks.add(task)
@@ -414,6 +448,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if viewer is None:
             await self._revoke("access ended (token revoked, logged out, or account disabled)")
             return False
+        self._leave_lanes()  # what it may see is decided again, per message
         self.access = viewer
         if self.only is not None and not viewer.may_see(self.only_owner):
             await self._revoke("you may no longer see this generation")
@@ -424,6 +459,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if self.revoked:
             return
         self.revoked = True
+        self._leave_lanes()
         await self._leave_all()  # nothing more is delivered to this socket
         await self.send_error(why)
         await self.close(code=CLOSE_UNAUTHORIZED)

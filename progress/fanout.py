@@ -12,14 +12,16 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+from generations.messages import TERMINAL_TYPES
 from generations.store import async_redis
 from progress import metrics
 from progress.events import GroupEvent, LayerEvent
+from progress.lanes import MAX_LANES, Lane, LaneMember, Slot
 from progress.wire import text_frame
 
 log = logging.getLogger("lockngen.fanout")
@@ -33,6 +35,14 @@ class Member(Protocol):
     async def deliver(self, event: GroupEvent) -> None: ...
 
     async def layer_lost(self) -> None: ...
+
+
+class RelayMember(Member, LaneMember, Protocol):
+    """A socket with a fast path (``ProgressConsumer``); SSE streams take ``deliver``."""
+
+    def relay(self, shared: Relayed) -> bool: ...
+
+    def lane_slot(self, lane: Lane) -> Slot | None: ...
 
 
 class Relayed:
@@ -67,6 +77,42 @@ class _Subscription:
         self.channel: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.seen = 0  # messages received so far
+        self.lanes: dict[str, Lane] = {}  # generation -> its lane, least recently used first
+
+    def lane_for(self, shared: Relayed) -> Lane:
+        """The generation's lane, after it was handed ``event``: sent to its members when
+        it is their next message; disbanded at a gap (each member fills it from the log);
+        nothing for a message they were all sent already."""
+        generation_id, seq = shared.event["generation_id"], shared.event["seq"]
+        lane = self.lanes.pop(generation_id, None)
+        if lane is not None and seq == lane.pos + 1:
+            sent, _ = lane.send(shared.frame)
+            metrics.DELIVERED_LIVE.value += sent
+        elif lane is not None and seq > lane.pos + 1:
+            lane.disband()
+            lane = None
+        if lane is None:
+            lane = Lane(generation_id, seq)
+            while len(self.lanes) >= MAX_LANES:
+                self.lanes.pop(next(iter(self.lanes))).disband()
+        self.lanes[generation_id] = lane
+        return lane
+
+    def drop_lane(self, lane: Lane) -> None:
+        if self.lanes.get(lane.generation_id) is lane:
+            del self.lanes[lane.generation_id]
+        lane.disband()
+
+    def drop_lanes(self) -> None:
+        lanes, self.lanes = list(self.lanes.values()), {}
+        for lane in lanes:
+            lane.disband()
+
+    def forget(self, member: Member) -> None:
+        """A member that leaves the group leaves its lanes (nothing to bring up to date:
+        it takes no more messages from this group)."""
+        for lane in self.lanes.values():
+            lane.slots.pop(member, None)  # type: ignore[call-overload]
 
 
 class FanOut:
@@ -119,11 +165,13 @@ class FanOut:
             if sub is None:
                 return
             sub.members.discard(member)
+            sub.forget(member)
             if not sub.members:
                 await self._close(sub)
 
     async def _close(self, sub: _Subscription) -> None:
         self.subscriptions.pop(sub.group, None)
+        sub.drop_lanes()
         if sub.task is not None:
             sub.task.cancel()
         try:
@@ -136,17 +184,11 @@ class FanOut:
             while True:
                 event = await self.layer.receive(sub.channel)
                 sub.seen += 1
-                # A relayed message (it has text) is offered to each socket's fast path
-                # first; a socket that declines it (not open on daphne, holding messages,
-                # a gap to fill) gets it through ``deliver``, as does any other event.
-                shared = Relayed(event) if "text" in event else None
-                for member in list(sub.members):
-                    try:
-                        relay = getattr(member, "relay", None) if shared is not None else None
-                        if relay is None or not relay(shared):
-                            await member.deliver(event)
-                    except Exception:  # one broken socket must not stop the rest
-                        log.exception("delivery to one socket failed")
+                if "text" in event:
+                    await self._relay(sub, event)
+                else:
+                    for member in list(sub.members):
+                        await self._deliver(member, event)
                 metrics.observe_lag(event)  # once per message: per socket is too hot
         except asyncio.CancelledError:
             raise
@@ -156,8 +198,36 @@ class FanOut:
                 members = list(sub.members)
                 if self.subscriptions.get(sub.group) is sub:
                     self.subscriptions.pop(sub.group, None)
+            sub.drop_lanes()
             for member in members:
                 await member.layer_lost()
+
+    async def _relay(self, sub: _Subscription, event: LayerEvent) -> None:
+        """A generation's message: to its lane in one loop, then to every other socket
+        through its own checks (``relay``: the fast path, which declines to ``deliver``);
+        a socket those checks leave in step joins the lane."""
+        shared = Relayed(event)
+        lane = sub.lane_for(shared)
+        rest = sub.members.difference(lane.slots) if lane.slots else list(sub.members)
+        for member in rest:
+            try:
+                relay = getattr(member, "relay", None)
+                if relay is None or not relay(shared):
+                    await member.deliver(event)
+                elif lane.pos == event["seq"]:
+                    joining = cast(RelayMember, member)
+                    if (slot := joining.lane_slot(lane)) is not None:
+                        lane.add(joining, slot)
+            except Exception:  # one broken socket must not stop the rest
+                log.exception("delivery to one socket failed")
+        if event["type"] in TERMINAL_TYPES:
+            sub.drop_lane(lane)  # the generation is over: nothing more will follow
+
+    async def _deliver(self, member: Member, event: GroupEvent) -> None:
+        try:
+            await member.deliver(event)
+        except Exception:  # one broken socket must not stop the rest
+            log.exception("delivery to one socket failed")
 
     async def _watch_redis(self) -> None:
         """A pub/sub subscription does not notice Redis going away, and after a restart the
@@ -178,6 +248,7 @@ class FanOut:
         for sub in subs:
             if sub.task is not None:
                 sub.task.cancel()
+            sub.drop_lanes()
             for member in list(sub.members):
                 await member.layer_lost()
 

@@ -94,6 +94,21 @@ def backlog(transport: Any) -> int:
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
+def lane_slot(protocol: Any) -> tuple[Any, Any, Any] | None:
+    """What a lane needs to write to this socket straight to the kernel (its protocol, its
+    transport and the socket's ``send``), or None when ``write`` could not either."""
+    if protocol.state != _OPEN or protocol.send_queue or protocol._perMessageCompress is not None:
+        return None
+    transport = protocol.transport
+    try:
+        if transport.dataBuffer or transport._tempDataLen or transport._writeDisconnected:
+            return None
+        sock = transport.socket
+    except AttributeError:  # TLS, or another transport: only its own write
+        return None
+    return (protocol, transport, sock.send) if transport.connected else None
+
+
 def write(protocol: Any, frame: bytes) -> int:
     """Put one pre-framed message on the socket: ``SENT``, ``FALLBACK`` (nothing written: use
     the ordinary path) or ``SLOW`` (nothing written: the socket holds too much already)."""

@@ -11,6 +11,7 @@ import pytest
 from autobahn.websocket.protocol import PreparedMessage
 
 from progress import wire
+from tests.support.wire_fakes import FakeProtocol, FakeTransport
 
 
 def parse_server_frame(data: bytes) -> tuple[int, bytes, bytes]:
@@ -34,37 +35,6 @@ def test_text_frame_is_autobahns_frame(size: int) -> None:
     first, payload, rest = parse_server_frame(frame)
     assert first == 0x81  # FIN, no RSV bits, text
     assert payload.decode("utf-8") == text and rest == b""
-
-
-class FakeTransport:
-    """The parts of Twisted's TCP transport that ``write`` reads."""
-
-    def __init__(self, sock: socket.socket | None) -> None:
-        self.socket = sock
-        self.dataBuffer, self.offset, self._tempDataLen = b"", 0, 0
-        self.connected, self._writeDisconnected = True, False
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-        self._tempDataLen += len(data)
-
-
-class FakeProtocol:
-    def __init__(self, transport: object, state: int = wire._OPEN) -> None:
-        self.state, self.transport = state, transport
-        self.send_queue: list[object] = []
-        self._perMessageCompress = None
-
-
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
 
 
 def test_write_goes_straight_to_the_socket(pair) -> None:
