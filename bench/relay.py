@@ -118,10 +118,16 @@ async def connect_all(urls: list[str], callbacks: list) -> list[LeanSocket]:
     return await asyncio.gather(*(one(u, cb) for u, cb in zip(urls, callbacks, strict=True)))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (from /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU of a process so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def total_cpu(pids: list[int]) -> tuple[float, float]:
+    times = [cpu_seconds(p) for p in pids]
+    return sum(t[0] for t in times), sum(t[1] for t in times)
 
 
 class CpuMeter:
@@ -129,13 +135,14 @@ class CpuMeter:
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
-        self.server0 = sum(cpu_seconds(p) for p in pids)
+        self.server0 = total_cpu(pids)
         self.client0, self.wall0 = time.process_time(), time.monotonic()
 
     def stop(self) -> dict:
         wall = time.monotonic() - self.wall0
         return {
-            "server_cpu": sum(cpu_seconds(p) for p in self.pids) - self.server0,
+            "server_user": (now := total_cpu(self.pids))[0] - self.server0[0],
+            "server_cpu": now[0] + now[1] - sum(self.server0),
             "client_cpu": time.process_time() - self.client0,
             "wall": wall,
         }
@@ -352,11 +359,14 @@ def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[d
 def row_line(setup: str, n: int, rate: float, r: dict) -> str:
     # Server CPU per frame the clients received (daphne for the relay, the simulator for
     # the direct baseline), and this client's own CPU, in cores, over the same streaming.
-    per_frame = r["server_cpu"] / r["frames"] * 1e6 if r["frames"] else float("nan")
+    frames = r["frames"] or float("nan")
+    per_frame = r["server_cpu"] / frames * 1e6
+    user = r["server_user"] / frames * 1e6
     return (
         f"| {setup} | {n} | {rate:g} | {r['expected']} | {r['delivered']} | {r['duplicated']} "
         f"| {r['lost']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
-        f"| {r.get('layer', '')} | {per_frame:.1f} | {r['client_cpu'] / r['wall']:.2f} "
+        f"| {r.get('layer', '')} | {per_frame:.1f} ({user:.1f}) "
+        f"| {r['client_cpu'] / r['wall']:.2f} "
         f"| {r['frames'] / r['wall']:.0f} |"
     )
 
@@ -364,6 +374,7 @@ def row_line(setup: str, n: int, rate: float, r: dict) -> str:
 def start_profilers(procs: list[Proc], seconds: float, out: Path) -> list:
     """py-spy on daphne and the monitor, for the length of one relay run."""
     spies = []
+    out.mkdir(parents=True, exist_ok=True)
     for proc in procs[:-1]:  # the monitor and every daphne
         target = out / f"profile-{proc.name}.txt"
         args = [
@@ -389,7 +400,7 @@ async def main(
     print(
         "| setup | clients | steps/s | expected | delivered | duplicated | lost "
         "| p50 ms | p99 ms | max ms | at the layer p50 / p99 ms "
-        "| server CPU µs/frame | client CPU (cores) | frames/s |"
+        "| server CPU µs/frame (of it user) | client CPU (cores) | frames/s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     try:

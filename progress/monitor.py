@@ -59,6 +59,12 @@ log = logging.getLogger("lockngen.monitor")
 HEARTBEAT_SECONDS = 5.0
 
 
+def layer_on_our_redis() -> bool:
+    """The channel layer's one Redis is the one the publisher writes state to."""
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG") or {}
+    return list(config.get("hosts") or []) == [settings.REDIS_URL]
+
+
 def build_monitor(url: str, client_id: str | None = None) -> Monitor:
     """A monitor configured from settings (call it inside the loop it will run in)."""
     conf = settings.LOCKNGEN
@@ -72,6 +78,7 @@ def build_monitor(url: str, client_id: str | None = None) -> Monitor:
             state_ttl=conf["STATE_TTL_SECONDS"],
             preview_ttl=conf["PREVIEW_TTL_SECONDS"],
             log_length=conf["LOG_LENGTH"],
+            same_redis=layer_on_our_redis(),
         ),
         tracker=Tracker(preview_interval=1.0 / rate if rate > 0 else 0.0),
         client=ComfyClient(url, timeout=settings.COMFYUI_HTTP_TIMEOUT),
