@@ -102,7 +102,9 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         self.groups_joined, self.last_seq, self.held, self.only = [], {}, [], None
         self.hold_depth, self.revoked, self.only_owner = 1, False, None
         self.sent_run: dict[str, tuple[int, int]] = {}
-        self.lanes: set[Lane] = set()  # the lanes that send for this socket (progress.lanes)
+        # The lanes that send for this socket (progress.lanes): a list, as an idle socket's
+        # memory counts and a socket is in one lane, or a few on a firehose.
+        self.lanes: list[Lane] = []
         self.gap_filled: dict[str, int] = {}  # generation -> seq whose gap was filled
         self.tasks: set[asyncio.Task[None]] = set()
         self.frames = TokenBucket(FRAMES_PER_SECOND, FRAME_BURST)
@@ -387,13 +389,14 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if run is None or run[1] != pos or self.last_seq.get(generation_id) != pos:
             return None
         slot = wire.lane_slot(self.wire)
-        if slot is not None:
-            self.lanes.add(lane)
+        if slot is not None and lane not in self.lanes:
+            self.lanes.append(lane)
         return slot
 
     def left_lane(self, lane: Lane) -> None:
         """Out of ``lane``: what it sent for this socket becomes this socket's own record."""
-        self.lanes.discard(lane)
+        if lane in self.lanes:
+            self.lanes.remove(lane)
         generation_id, pos = lane.generation_id, lane.pos
         last = self.last_seq.get(generation_id)
         if last is None:  # forgotten meanwhile (a long firehose): the last one, at least

@@ -165,7 +165,7 @@ def watcher(sock: socket.socket) -> ProgressConsumer:
     consumer.scope = {"type": "websocket"}
     consumer.last_seq, consumer.sent_run, consumer.gap_filled = {}, {}, {}
     consumer.held, consumer.revoked, consumer.hold_depth = None, False, 0
-    consumer.lanes, consumer.tasks = set(), set()
+    consumer.lanes, consumer.tasks = [], set()
     consumer.wire = FakeProtocol(FakeTransport(sock))
     consumer.access = Viewer(None, sees_all=True)
     return consumer
@@ -175,12 +175,12 @@ def test_a_consumer_leaving_a_lane_takes_over_its_record() -> None:
     consumer = watcher(socket.socket())
     consumer.last_seq[GENERATION], consumer.sent_run[GENERATION] = 7, (3, 7)
     lane = Lane(GENERATION, 7)
-    consumer.lanes.add(lane)
+    consumer.lanes.append(lane)
     lane.slots[consumer] = (None, None, None)
     lane.pos = 12  # the lane sent 8..12 for it
     consumer._leave_lanes()
     assert consumer.last_seq[GENERATION] == 12 and consumer.sent_run[GENERATION] == (3, 12)
-    assert consumer.lanes == set() and not lane.slots
+    assert consumer.lanes == [] and not lane.slots
 
 
 # Steps of the property test: the next message, a duplicate of an earlier one, or a
