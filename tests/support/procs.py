@@ -25,8 +25,16 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: Proc | None = None) ->
 class Proc:
     """One child process, its output in a log file (shown when a test fails)."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> None:
-        self.name, self.args, self.env = name, args, env
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_dir: Path,
+        env: dict[str, str],
+        *,
+        pass_fds: tuple[int, ...] = (),  # e.g. a listening socket for daphne --fd
+    ) -> None:
+        self.name, self.args, self.env, self.pass_fds = name, args, env, pass_fds
         self.log_path = log_dir / f"{name}.log"
         self.popen: subprocess.Popen[bytes] | None = None
 
@@ -39,6 +47,7 @@ class Proc:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         return self
 
