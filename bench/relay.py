@@ -276,27 +276,6 @@ def prompt_id_of(generation_id: str) -> str:
     return Generation.objects.get(id=generation_id).prompt_id
 
 
-class FdProc(Proc):
-    """A process that inherits one listening socket (daphne --fd)."""
-
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict, fd: int) -> None:
-        super().__init__(name, args, log_dir, env)
-        self.fd = fd
-
-    def start(self) -> FdProc:
-        log = open(self.log_path, "ab")  # the child's, for its whole life
-        self.popen = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=(self.fd,),
-        )
-        return self
-
-
 def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[dict, list[Proc]]:
     run = uuid.uuid4().hex[:8]
     env = dict(
@@ -330,8 +309,8 @@ def start_stack(log_dir: Path, workers: int = 1, audit: bool = False) -> tuple[d
 
         with listen("127.0.0.1", web_port) as sock:
             args = python("-m", "daphne", "--fd", str(sock.fileno()), *launcher.daphne_options())
-            fd = sock.fileno()
-            webs = [FdProc(f"daphne-{i}", args, log_dir, env, fd) for i in range(workers)]
+            fds = (sock.fileno(),)
+            webs = [Proc(f"daphne-{i}", args, log_dir, env, pass_fds=fds) for i in range(workers)]
             for one in webs:
                 one.start()
     else:

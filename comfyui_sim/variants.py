@@ -48,42 +48,46 @@ _NEWER_OBJECT_INFO = {
 
 @dataclass(frozen=True)
 class Variant:
-    """How one server version behaves where versions differ (read-only; shared by all apps)."""
+    """How one server version behaves where versions differ (read-only; shared by all apps).
+
+    The defaults are 0.3.64's (the recorded server): a variant states how it differs."""
 
     name: str
     # /system_stats "system" values that carry the version
     version: str
-    frontend_version: str
-    templates_version: str
-    installed_templates_version: str
-    features: tuple[tuple[str, Any], ...]
-    queue_form: QueueForm
-    history_messages: MessageForm
+    frontend_version: str = "1.27.10"
+    templates_version: str = "0.1.95"
+    installed_templates_version: str = "0.1.95"
+    features: tuple[tuple[str, Any], ...] = tuple(_BASE_FEATURES.items())
+    queue_form: QueueForm = "list"
+    history_messages: MessageForm = "pairs"
     # extra_data.create_time (ms) on queued prompts (upstream since v0.3.76)
-    create_time: bool
+    create_time: bool = False
     # sensitive extra_data keys are hidden from /queue too (0.3.64 hid them from history only)
-    queue_hides_sensitive: bool
+    queue_hides_sensitive: bool = False
     # `progress` frames go to every socket, whoever submitted the prompt (the fork)
-    progress_to_all: bool
+    progress_to_all: bool = False
     # type-1 previews for clients without supports_preview_metadata
-    legacy_previews: bool
+    legacy_previews: bool = True
     # absolute file path on every output file entry (the fork leaks it)
-    abs_path: bool
+    abs_path: bool = False
     # asset `id` / `preview_id` on output file entries, `assets.seed.*` broadcasts
-    assets: bool
+    assets: bool = False
     # 400 for unknown/missing class_type is `missing_node_type` (else `invalid_prompt`)
-    missing_node_type: bool
+    missing_node_type: bool = False
     # prompt_outputs_failed_validation repeats node_errors in extra_info (the fork)
-    validation_extra_info: bool
-    jobs_api: JobsApi
-    # client-chosen prompt_id must be a canonical lowercase hyphenated UUID
-    uuid_prompt_ids: bool
+    validation_extra_info: bool = False
+    # The jobs API dates from upstream v0.6.0: 0.3.64 answers /api/jobs with a plain 404.
+    jobs_api: JobsApi = "none"
+    # client-chosen prompt_id must be a canonical lowercase hyphenated UUID (0.3.64 took any
+    # prompt_id and str()-ed it)
+    uuid_prompt_ids: bool = False
     # Simulated seconds between two `progress` frames of a node; 0 sends every update
-    progress_throttle: float
+    progress_throttle: float = 0.0
     # Classes that report `activity: "loading"` in progress_state before their first step
-    loading_classes: tuple[str, ...]
-    newer_system_stats: bool
-    newer_object_info: bool
+    loading_classes: tuple[str, ...] = ()
+    newer_system_stats: bool = False
+    newer_object_info: bool = False
 
     def server_features(self) -> dict[str, Any]:
         """feature_flags reply and GET /features (a fresh copy: callers may not share it)."""
@@ -99,31 +103,7 @@ class Variant:
         return info
 
 
-V0_3_64 = Variant(
-    name="0.3.64",
-    version="0.3.64",
-    frontend_version="1.27.10",
-    templates_version="0.1.95",
-    installed_templates_version="0.1.95",
-    features=tuple(_BASE_FEATURES.items()),
-    queue_form="list",
-    history_messages="pairs",
-    create_time=False,
-    queue_hides_sensitive=False,
-    progress_to_all=False,
-    legacy_previews=True,
-    abs_path=False,
-    assets=False,
-    missing_node_type=False,
-    validation_extra_info=False,
-    # The jobs API dates from upstream v0.6.0: 0.3.64 answers /api/jobs with a plain 404.
-    jobs_api="none",
-    uuid_prompt_ids=False,  # 0.3.64 took any prompt_id and str()-ed it
-    progress_throttle=0.0,
-    loading_classes=(),
-    newer_system_stats=False,
-    newer_object_info=False,
-)
+V0_3_64 = Variant(name="0.3.64", version="0.3.64")
 
 FORK_0_12 = Variant(
     name="fork-0.12",
@@ -139,21 +119,17 @@ FORK_0_12 = Variant(
     progress_to_all=True,
     legacy_previews=False,
     abs_path=True,
-    assets=False,
     missing_node_type=True,
     validation_extra_info=True,
     # v0.12.1 has the read side of the jobs API (v0.6.0) but not the cancel endpoints, which
     # came with v0.26.0 (CHANGES §0/§5). Its status mapping already knows `cancelled` (PR
     # #11680, merged 2026-01-07, before v0.12.1). The traces never call /api/jobs.
     jobs_api="read",
-    # The canonical-UUID check (PR #13998, ~2026-06) is newer than v0.12.1, and the fork's
-    # README lists it among the *newer upstream* differences, not its own.
-    uuid_prompt_ids=False,
-    # Upstream throttles since v0.9.2, but the fork's traces show every step (0.2-0.5 s
-    # apart) and its README names throttling as a newer-upstream difference: not throttled.
-    progress_throttle=0.0,
-    loading_classes=(),
-    newer_system_stats=False,
+    # Kept as 0.3.64: uuid_prompt_ids, as the canonical-UUID check (PR #13998, ~2026-06) is
+    # newer than v0.12.1 and the fork's README lists it among the *newer upstream*
+    # differences, not its own; progress_throttle, as upstream throttles since v0.9.2 but the
+    # fork's traces show every step (0.2-0.5 s apart) and its README names throttling as a
+    # newer-upstream difference.
     newer_object_info=True,
 )
 
@@ -165,18 +141,17 @@ MODERN = Variant(
     templates_version="0.7.51",
     installed_templates_version="0.7.51",
     features=tuple({**_BASE_FEATURES, **_MODERN_FEATURES}.items()),
-    queue_form="list",  # CHANGES §6: upstream items stay 5-element lists
-    # CHANGES §6 "same envelope", and the jobs API reads execution_start/end times from the
-    # messages' timestamps (§5): upstream history keeps the [name, data] pairs.
-    history_messages="pairs",
+    # Kept as 0.3.64: queue_form (CHANGES §6: upstream items stay 5-element lists);
+    # history_messages (CHANGES §6 "same envelope", and the jobs API reads
+    # execution_start/end times from the messages' timestamps (§5): upstream history keeps
+    # the [name, data] pairs); progress_to_all (CHANGES §1: per-prompt routing unchanged);
+    # legacy_previews (CHANGES §2: the hook still sends type 1 if not negotiated); abs_path
+    # (not in CHANGES: a fork addition); validation_extra_info (CHANGES §6: "existing types
+    # are unchanged").
     create_time=True,
     queue_hides_sensitive=True,
-    progress_to_all=False,  # CHANGES §1: per-prompt routing unchanged
-    legacy_previews=True,  # CHANGES §2: the hook still sends type 1 if not negotiated
-    abs_path=False,  # not in CHANGES: a fork addition
     assets=True,
     missing_node_type=True,
-    validation_extra_info=False,  # CHANGES §6: "existing types are unchanged"
     jobs_api="full",
     uuid_prompt_ids=True,
     # At most one `progress` per node every 0.5 simulated seconds; the final step always goes.

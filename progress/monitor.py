@@ -19,6 +19,8 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import close_old_connections
+from django.db.utils import InterfaceError, OperationalError
 
 from comfyui import protocol as p
 from comfyui.answers import Outcome, QueueSnapshot, UnexpectedShape
@@ -31,7 +33,7 @@ from generations.status import Status
 from generations.store import async_redis
 from progress import eta_store, metrics, rows
 from progress.eta_board import EtaBoard
-from progress.publisher import FRAME_RECEIVED_AT, Publisher
+from progress.publisher import FRAME_RECEIVED_AT, MAX_RETRY_DELAY, Publisher
 from progress.reconcile import (
     UNREADABLE,
     Doubt,
@@ -57,6 +59,10 @@ from progress.tracker import (
 log = logging.getLogger("lockngen.monitor")
 
 HEARTBEAT_SECONDS = 5.0
+
+# The database away for a while (restarting, a dropped connection): worth waiting for.
+# Any other error (a bad query, a constraint) would fail the same way again.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
 
 def layer_on_our_redis() -> bool:
@@ -323,7 +329,7 @@ class Monitor:
         if effect.save_now:
             # The webhook outbox is written in the row's transaction.
             self._dirty.pop(state.generation_id, None)
-            await rows.save(state, effect.message["seq"], effect.message)
+            await self._save_retrying(state, effect.message)
         else:
             # Coalesced (see _flush_loop): webhooks get the progress messages that are saved.
             # A copy: the flush writes from a thread while the tracker moves the live state on
@@ -335,6 +341,23 @@ class Monitor:
         await self.publisher.publish(effect.message, owner_id=state.owner_id)
         if state.terminal:
             await self._learn(state.prompt_id, completed=state.status == Status.COMPLETED)
+
+    async def _save_retrying(self, state: GenerationState, message: m.Message) -> None:
+        """The row (and its webhooks) before the message goes out: waits out a database
+        that is away, until the monitor stops."""
+        delay = 0.1
+        while True:
+            try:
+                await rows.save(state, message["seq"], message)
+                return
+            except TRANSIENT_DB_ERRORS as exc:
+                if self.stopping.is_set():
+                    raise
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                # Else the broken connection is reused: Django drops it only between requests.
+                await sync_to_async(close_old_connections)()
+                await self._sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
     async def _learn(self, prompt_id: str, completed: bool) -> None:
         """A completed run teaches the ETA model (kept in Redis); others are only forgotten."""

@@ -104,6 +104,17 @@ const SIGNED_OUT = 4401;
 const TOO_MANY = 4429;
 const FINAL = new Set([4400, 4403, 4404]); // a bad or forbidden request: retrying cannot help
 
+/** Each `onStatus` status (below) as [the connection badge's data-state, its words]. */
+export const STATUS_TEXT = {
+  connecting: ["connecting", "Connecting…"],
+  connected: ["connected", "Live"],
+  reconnecting: ["reconnecting", "Reconnecting…"],
+  offline: ["offline", "Offline — retrying…"],
+  "too-many": ["offline", "Too many open tabs"],
+  "signed-out": ["offline", "Signed out"],
+  stopped: ["offline", "Not live"],
+};
+
 /**
  * Keep one socket to `path` open and feed every generation message to `store`.
  * `generationId` follows one generation (its reconnects carry ?afterSeq=); without it the

@@ -9,21 +9,15 @@ import pytest
 import requests
 
 from generations.models import ApiToken
-from tests.support.stack import Stack, build_stack, stop_stack
+from tests.support.stack import Stack, secured_stack
 
 
 @pytest.fixture(scope="package")
 def secured(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
     """Accounts on; webhooks may target any address (the fuzzer's URLs resolve nowhere)."""
-    s = build_stack(
-        tmp_path_factory.mktemp("contract"),
-        LOCKNGEN_REQUIRE_AUTH="true",
-        LOCKNGEN_WEBHOOK_ALLOW_PRIVATE="true",
-    )
-    try:
+    log_dir = tmp_path_factory.mktemp("contract")
+    with secured_stack(log_dir, LOCKNGEN_WEBHOOK_ALLOW_PRIVATE="true") as s:
         yield s
-    finally:
-        stop_stack(s)
 
 
 @pytest.fixture

@@ -13,23 +13,16 @@ from django.conf import settings
 
 from generations.models import ApiToken
 from tests.integration.clients import Watcher, kinds, slow_noise
-from tests.support.stack import Stack, build_stack, stop_stack
+from tests.support.stack import Stack, secured_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
 @pytest.fixture(scope="module")
 def secured(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
-    s = build_stack(
-        tmp_path_factory.mktemp("secured"),
-        LOCKNGEN_REQUIRE_AUTH="true",
-        LOCKNGEN_RATE_LIMIT_COUNT="3",
-        LOCKNGEN_RATE_LIMIT_WINDOW="3600",
-    )
-    try:
+    limits = {"LOCKNGEN_RATE_LIMIT_COUNT": "3", "LOCKNGEN_RATE_LIMIT_WINDOW": "3600"}
+    with secured_stack(tmp_path_factory.mktemp("secured"), **limits) as s:
         yield s
-    finally:
-        stop_stack(s)
 
 
 class Caller:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,23 +13,28 @@ from lockngen.launcher import ROOT, free_port, python  # noqa: F401 - the tests'
 
 
 def wait_for_port(port: int, timeout: float = 20.0, proc: Proc | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+    """The launcher's wait, with the log of ``proc`` when it exits before listening."""
+    try:
+        launcher.wait_for_port(port, alive=lambda: proc is None or proc.running(), timeout=timeout)
+    except RuntimeError:
+        if proc is None:
+            raise
+        raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}") from None
 
 
 class Proc:
     """One child process, its output in a log file (shown when a test fails)."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> None:
-        self.name, self.args, self.env = name, args, env
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_dir: Path,
+        env: dict[str, str],
+        *,
+        pass_fds: tuple[int, ...] = (),  # e.g. a listening socket for daphne --fd
+    ) -> None:
+        self.name, self.args, self.env, self.pass_fds = name, args, env, pass_fds
         self.log_path = log_dir / f"{name}.log"
         self.popen: subprocess.Popen[bytes] | None = None
 
@@ -43,8 +47,12 @@ class Proc:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         return self
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         if self.popen is None or self.popen.poll() is not None:

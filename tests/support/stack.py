@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +94,13 @@ def stop_stack(s: Stack) -> None:
     for proc in (s.monitor, s.web, s.sim):
         if proc is not None:
             proc.stop()
+
+
+@contextmanager
+def secured_stack(log_dir: Path, **extra_env: str) -> Iterator[Stack]:
+    """A stack with accounts on (every call needs a token), stopped when the block ends."""
+    s = build_stack(log_dir, LOCKNGEN_REQUIRE_AUTH="true", **extra_env)
+    try:
+        yield s
+    finally:
+        stop_stack(s)

@@ -4,7 +4,7 @@
 // admin link, the creation time) and drops rows that ended unheard. Only changed rows render.
 
 import { getJson, postJson, whenSignedOut } from "../api.js";
-import { connectLive, createStore, isActive } from "../live.js";
+import { STATUS_TEXT, connectLive, createStore, isActive } from "../live.js";
 import { createRow, renderRow, tickRow } from "./row.js";
 
 const config = JSON.parse(document.getElementById("active-config").textContent);
@@ -172,16 +172,6 @@ async function cancel(row) {
 }
 
 // ------------------------------------------------------------------ the connection
-
-const STATUS_TEXT = {
-  connecting: ["connecting", "Connecting…"],
-  connected: ["connected", "Live"],
-  reconnecting: ["reconnecting", "Reconnecting…"],
-  offline: ["offline", "Offline — retrying…"],
-  "too-many": ["offline", "Too many open tabs"],
-  "signed-out": ["offline", "Signed out"],
-  stopped: ["offline", "Not live"],
-};
 
 function onStatus(status, detail) {
   const [state, text] = STATUS_TEXT[status] || STATUS_TEXT.reconnecting;

@@ -2,7 +2,7 @@
 // live by live.js. Each change re-renders only the card of the generation that changed.
 
 import { deleteJson, getJson, postJson, whenSignedOut } from "../api.js";
-import { connectLive, createStore, isActive } from "../live.js";
+import { STATUS_TEXT, connectLive, createStore, isActive } from "../live.js";
 import { createCard, renderCard, tickCard } from "./card.js";
 import { madeAt, parseTime } from "./format.js";
 import { setUpForm } from "./form.js";
@@ -242,16 +242,6 @@ function resetDeleteButtons(card) {
 }
 
 // ------------------------------------------------------------------ the connection
-
-const STATUS_TEXT = {
-  connecting: ["connecting", "Connecting…"],
-  connected: ["connected", "Live"],
-  reconnecting: ["reconnecting", "Reconnecting…"],
-  offline: ["offline", "Offline — retrying…"],
-  "too-many": ["offline", "Too many open tabs"],
-  "signed-out": ["offline", "Signed out"],
-  stopped: ["offline", "Not live"],
-};
 
 /** A problem the user can act on, said in words above the grid until it is over. */
 function showLiveAlert(text) {
