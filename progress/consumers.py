@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -87,6 +88,23 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     held: list[dict[str, Any]] | None
     only: str | None  # the generation of a filtered socket
     access: Viewer  # what this socket may carry, as last checked
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' consumer loop for its one source, daphne's ``receive``, awaited in place:
+        Channels' ``await_many_dispatch`` keeps a task and an ``asyncio.wait`` per socket
+        for sources this consumer does not have (no channel layer, see above)."""
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass  # the socket is closed: the consumer ends, as in Channels
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Channels' without its ``aclose_old_connections`` (see ``dispatch``); no groups
+        of Channels' own to leave."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its ``aclose_old_connections`` (a worker-thread hop
