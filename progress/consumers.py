@@ -22,7 +22,7 @@ from progress import metrics, wire
 from progress.fanout import Relayed, fanout
 from progress.groups import access_group, firehose_group, generation_group
 from progress.resume import catch_up
-from progress.snapshots import active_snapshots, generation_owner, snapshot_for
+from progress.snapshots import generation_owner, shared_active_snapshots, snapshot_for
 from progress.sockets import cap_for, local_sockets
 
 log = logging.getLogger("lockngen.consumer")
@@ -242,7 +242,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if hub.still_quiet(group):
             return
         mark = hub.mark(group)
-        snapshots = await active_snapshots(None if self.access.sees_all else self.viewer)
+        snapshots = await shared_active_snapshots(None if self.access.sees_all else self.viewer)
         if not snapshots and self.access.sees_all:
             hub.remember_quiet(group, mark)
         for snapshot in snapshots:
