@@ -11,11 +11,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from generations.ws_auth import WebsocketAuth  # noqa: E402
-from lockngen import daphne_options  # noqa: E402
+from lockngen import daphne_inbox, daphne_options  # noqa: E402
 from progress.routing import websocket_routes  # noqa: E402
 from progress.wire import expose_protocol  # noqa: E402
 
 daphne_options.install()  # protocol errors close with their code, not a dropped socket
+daphne_inbox.install()  # a WebSocket's inbox without asyncio.Queue's four deques
 
 application = ProtocolTypeRouter(
     {
