@@ -34,7 +34,30 @@ def census(*_: object) -> None:
             size += sys.getsizeof(attrs)
         sizes[name] += size
     with open(os.environ["LOCKNGEN_AUDIT_FILE"], "w") as out:
-        json.dump({"counts": counts, "sizes": sizes}, out)
+        json.dump({"counts": counts, "sizes": sizes, "held": held_by(objects)}, out)
+
+
+# The per-socket objects whose attributes are listed one by one (what holds what).
+OWNERS = ("WebSocketProtocol", "ProgressConsumer", "HTTPChannel", "WebRequest", "Server")
+
+
+def held_by(objects: list[object]) -> Counter[str]:
+    """Bytes held by each attribute of the per-socket objects, by the attribute's type:
+    shallow for containers, whole for strings and bytes (which gc does not track). A value
+    shared by several (a class, a function, an option) is counted once."""
+    held: Counter[str] = Counter()
+    seen: set[int] = set()
+    for obj in objects:
+        kind = type(obj)
+        if kind.__name__ not in OWNERS or isinstance(obj, type):
+            continue
+        for name, value in (getattr(obj, "__dict__", None) or {}).items():
+            if value is None or isinstance(value, (bool, int, float, type)) or id(value) in seen:
+                continue
+            seen.add(id(value))
+            key = f"{kind.__name__}.{name} ({type(value).__name__})"
+            held[key] += sys.getsizeof(value)
+    return held
 
 
 signal.signal(signal.SIGUSR1, census)

@@ -72,6 +72,12 @@ def report_census(before: dict, after: dict, sockets: int, top: int = 25) -> Non
     for name, size in sorted(grown.items(), key=lambda kv: -kv[1])[:top]:
         count = (after["counts"][name] - before["counts"].get(name, 0)) / sockets
         print(f"  {size:7.0f} B  {count:5.1f} x  {name}")
+    held = after.get("held", {})
+    grown = {name: (held[name] - before.get("held", {}).get(name, 0)) / sockets for name in held}
+    print("\nHeld by the per-socket objects' attributes (bytes per socket, shallow):")
+    for name, size in sorted(grown.items(), key=lambda kv: -kv[1])[:top]:
+        if size >= 8:
+            print(f"  {size:7.0f} B  {name}")
     print()
 
 

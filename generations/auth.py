@@ -10,10 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
-from django.contrib.auth import get_user
-from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -160,42 +157,3 @@ def handshake_origin_ok(scope: dict[str, Any], origin: str | None) -> bool:
     host = _header(dict(scope.get("headers") or []), b"host")
     scheme = scope.get("scheme") or "ws"
     return origin_allowed(origin, scheme, host, hosts, settings.CSRF_TRUSTED_ORIGINS)
-
-
-class TokenAuthMiddleware:
-    """Sets ``scope["user"]`` and ``scope["identity"]`` from a bearer token (API clients) or
-    the session (browsers, and only with an Origin of ours: a cookie alone proves nothing,
-    any page can make the browser send it)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        headers = dict(scope.get("headers") or [])
-        origin = _header(headers, b"origin")
-        scope = dict(scope, origin_ok=handshake_origin_ok(scope, origin))
-        scope["user"], scope["identity"] = AnonymousUser(), None
-        raw = bearer_token(_header(headers, b"authorization"))
-        if not scope["origin_ok"]:
-            pass  # refused at the handshake: no need to look anyone up
-        elif raw is not None:
-            token = await database_sync_to_async(token_for)(raw)
-            if token is not None:
-                scope["user"], scope["identity"] = token.user, Identity(token.user_id, token.id)
-            scope["token_rejected"] = token is None
-        elif origin is not None:
-            scope["user"], scope["identity"] = await database_sync_to_async(_session_user)(scope)
-        return await self.inner(scope, receive, send)
-
-
-def _session_user(scope: dict[str, Any]) -> tuple[Any, Identity | None]:
-    request = HttpRequest()
-    request.session = scope["session"]
-    user = get_user(request)
-    if not user.is_authenticated:
-        return user, None
-    return user, Identity(user.pk, session_key=request.session.session_key)
-
-
-def websocket_auth(inner: Any) -> Any:
-    return CookieMiddleware(SessionMiddleware(TokenAuthMiddleware(inner)))

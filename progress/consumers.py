@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -22,7 +23,7 @@ from progress.fanout import Relayed, fanout
 from progress.groups import access_group, firehose_group, generation_group
 from progress.lanes import Lane, Slot
 from progress.resume import catch_up
-from progress.snapshots import active_snapshots, generation_owner, snapshot_for
+from progress.snapshots import generation_owner, shared_active_snapshots, snapshot_for
 from progress.sockets import cap_for, local_sockets
 
 log = logging.getLogger("lockngen.consumer")
@@ -88,6 +89,23 @@ class ProgressConsumer(AsyncWebsocketConsumer):
     held: list[dict[str, Any]] | None
     only: str | None  # the generation of a filtered socket
     access: Viewer  # what this socket may carry, as last checked
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' consumer loop for its one source, daphne's ``receive``, awaited in place:
+        Channels' ``await_many_dispatch`` keeps a task and an ``asyncio.wait`` per socket
+        for sources this consumer does not have (no channel layer, see above)."""
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass  # the socket is closed: the consumer ends, as in Channels
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Channels' without its ``aclose_old_connections`` (see ``dispatch``); no groups
+        of Channels' own to leave."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its ``aclose_old_connections`` (a worker-thread hop
@@ -228,7 +246,7 @@ class ProgressConsumer(AsyncWebsocketConsumer):
         if hub.still_quiet(group):
             return
         mark = hub.mark(group)
-        snapshots = await active_snapshots(None if self.access.sees_all else self.viewer)
+        snapshots = await shared_active_snapshots(None if self.access.sees_all else self.viewer)
         if not snapshots and self.access.sees_all:
             hub.remember_quiet(group, mark)
         for snapshot in snapshots:

@@ -1,7 +1,5 @@
-from django.urls import path
+"""The WebSocket routes: exact paths, each to the consumer class made for every socket."""
 
 from progress.consumers import ProgressConsumer
 
-websocket_urlpatterns = [
-    path("api/ws/progress", ProgressConsumer.as_asgi()),
-]
+websocket_routes = {"/api/ws/progress": ProgressConsumer}

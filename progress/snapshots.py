@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -52,3 +53,41 @@ async def active_snapshots(owner: Any = None) -> list[m.Message]:
     states = await asyncio.gather(*(store.read_state(str(row.id)) for row in rows))
     # Oldest first, as a client would have seen them arrive.
     return [freshest(row, state) for row, state in reversed(list(zip(rows, states, strict=False)))]
+
+
+class _Read:
+    """One read of the active snapshots, shared by every socket that asked before it began."""
+
+    def __init__(self, owner: Any, after: asyncio.Task[list[m.Message]] | None) -> None:
+        self.started = False
+        self.task = asyncio.create_task(self._run(owner, after))
+
+    async def _run(self, owner: Any, after: asyncio.Task[list[m.Message]] | None) -> Any:
+        if after is not None:  # one read at a time: the database thread runs them in turn
+            await asyncio.wait([after])
+        self.started = True
+        return await active_snapshots(owner)
+
+
+# Per event loop: the read under way, or the one waiting for it, by owner (None: all).
+_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int | None, _Read]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared_active_snapshots(owner: Any = None) -> list[m.Message]:
+    """``active_snapshots``, one read for many sockets connecting at once.
+
+    A caller joins a read only if that read has not begun yet, so what it gets is as fresh
+    as a read of its own made now (a socket asks after joining its group: what changes
+    after the read began reaches it live). A reconnect storm thus costs one read at a time
+    instead of one read per socket queued behind each other on the database thread.
+    """
+    reads = _reads.setdefault(asyncio.get_running_loop(), {})
+    key = None if owner is None else owner.pk
+    read = reads.get(key)
+    if read is None or read.started:
+        read = reads[key] = _Read(owner, read.task if read is not None else None)
+        read.task.add_done_callback(lambda _: reads.pop(key) if reads.get(key) is read else None)
+    # Shielded: a socket that goes away does not cancel the read of the others.
+    return list(await asyncio.shield(read.task))
