@@ -70,6 +70,10 @@ def start_daphne(log_dir: Path, env: dict[str, str], name: str = "daphne") -> tu
 
 def build_stack(log_dir: Path, variant: str = "0.3.64", **extra_env: str) -> Stack:
     env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="lockngen.settings")
+    # The stacks of one test run share its Redis prefix and database, so one user's
+    # creations would add up across modules (one module's 429 from another's generations):
+    # the creation limit is off unless a test sets it (tests/security test it).
+    env["LOCKNGEN_RATE_LIMIT_COUNT"] = "0"
     env.update(extra_env)
     sim, sim_url = start_simulator(log_dir, env, variant=variant)
     env["COMFYUI_URL"] = sim_url
