@@ -80,6 +80,7 @@ def queued_now(publisher: Any) -> tuple[Monitor, Publish]:
     return monitor, Publish(message=message(row, m.QUEUED, 1, "queued"), state=live, save_now=True)
 
 
+@pytest.mark.django_db  # between tries the monitor drops its broken database connection
 @pytest.mark.asyncio
 async def test_a_saved_now_message_waits_out_the_database_and_is_published_once(
     monkeypatch: pytest.MonkeyPatch,
