@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +15,10 @@ from progress import metrics, metrics_http
 from progress.monitor import build_monitor
 
 log = logging.getLogger("lockngen.monitor")
+# The monitor's threads (ComfyUI's socket reader, the row writes) hold the GIL for up to the
+# switch interval (5 ms by default) while the loop has a frame to publish: a shorter one
+# bounds what they can add to a message's latency.
+SWITCH_INTERVAL = 0.0005
 
 
 class Command(BaseCommand):
@@ -34,6 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         url = options["url"] or settings.COMFYUI_URL
         metrics_at = (options["metrics_host"], options["metrics_port"])
+        sys.setswitchinterval(SWITCH_INTERVAL)
         asyncio.run(self._main(url, options["client_id"], metrics_at))
 
     async def _main(self, url: str, client_id: str | None, metrics_at: tuple[str, Any]) -> None:
