@@ -122,6 +122,9 @@ class Hub:
                 self._outbox.task_done()
 
     async def _deliver(self, item: Outgoing) -> None:
+        # Stamped before the first send: the step exists from then on, and sending it to many
+        # sockets one after the other is part of how late each of them hears of it.
+        handed_at = time.time()
         for conn in self._recipients(item.target):
             try:
                 if isinstance(item.payload, str):
@@ -133,7 +136,7 @@ class Hub:
         if item.progress is not None:
             data = item.progress
             entry = {"node": data["node"], "value": data["value"], "max": data["max"]}
-            entry["t"] = time.time()
+            entry["t"] = handed_at
             self.timeline.record(data["prompt_id"], entry)
 
     def _recipients(self, target: Target) -> list[Connection]:
