@@ -118,15 +118,20 @@ async def connect_all(urls: list[str], callbacks: list) -> list[LeanSocket]:
     return await asyncio.gather(*(one(u, cb) for u, cb in zip(urls, callbacks, strict=True)))
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
+def user_system(pid: int) -> tuple[float, float]:
     """User and system CPU of a process so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    return sum(user_system(pid))
+
+
 def total_cpu(pids: list[int]) -> tuple[float, float]:
-    times = [cpu_seconds(p) for p in pids]
+    times = [user_system(p) for p in pids]
     return sum(t[0] for t in times), sum(t[1] for t in times)
 
 
