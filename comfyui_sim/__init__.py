@@ -27,7 +27,8 @@ Endpoints that are NOT part of ComfyUI (fault injection and measurement for test
 ``GET /sim/timeline?prompt_id=P``
     ``[{"node", "value", "max", "t"}, ...]`` for every ``progress`` frame of prompt P, where
     ``t`` is ``time.time()`` as the frame is handed to the socket(s), before the first send
-    (recorded even if no socket wanted it). Only the last ``SimulatorConfig.timeline_prompts`` prompts are kept.
+    (recorded even if no socket wanted it). Only the last ``SimulatorConfig.timeline_prompts``
+    prompts are kept.
 ``POST /sim/reset``
     Clear the pending queue, interrupt and wait for the running prompt, then clear history,
     the output cache, the timeline and every HTTP fault. Answers ``{"reset": true}``.

@@ -1,5 +1,6 @@
 """ASGI entry point: ``daphne lockngen.asgi:application``."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -28,3 +29,8 @@ application = ProtocolTypeRouter(
         "websocket": expose_protocol(WebsocketAuth(websocket_routes)),
     }
 )
+
+# What is loaded by now (Django, the apps, the URLconf: most of the process's objects) lives
+# as long as the process: out of the garbage collector's full passes, which otherwise walk it
+# all again and again (daphne's gen-2 collections took 40-190 ms with 1,000 sockets open).
+gc.freeze()
