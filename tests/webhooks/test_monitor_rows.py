@@ -80,15 +80,26 @@ def queued_now(publisher: Any) -> tuple[Monitor, Publish]:
     return monitor, Publish(message=message(row, m.QUEUED, 1, "queued"), state=live, save_now=True)
 
 
+def saving_with(
+    monkeypatch: pytest.MonkeyPatch, *errors: Exception
+) -> tuple[FlakySave, RecordingPublisher, Monitor, Publish]:
+    """``rows.save`` failing with ``errors`` first, a recording publisher, and a monitor with
+    a queued message to publish."""
+    save = FlakySave(*errors)
+    monkeypatch.setattr(rows, "save", save)
+    publisher = RecordingPublisher()
+    monitor, effect = queued_now(publisher)
+    return save, publisher, monitor, effect
+
+
 @pytest.mark.django_db  # between tries the monitor drops its broken database connection
 @pytest.mark.asyncio
 async def test_a_saved_now_message_waits_out_the_database_and_is_published_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    save = FlakySave(OperationalError("server closed the connection"), OperationalError("again"))
-    monkeypatch.setattr(rows, "save", save)
-    publisher = RecordingPublisher()
-    monitor, effect = queued_now(publisher)
+    save, publisher, monitor, effect = saving_with(
+        monkeypatch, OperationalError("server closed the connection"), OperationalError("again")
+    )
     await monitor._publish(effect)
     assert save.saved == [(effect.state.generation_id, 1)]
     assert [sent["type"] for sent in publisher.published] == [m.QUEUED]
@@ -98,10 +109,7 @@ async def test_a_saved_now_message_waits_out_the_database_and_is_published_once(
 async def test_a_programming_error_is_not_retried_nor_published(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    save = FlakySave(ProgrammingError("no such column"))
-    monkeypatch.setattr(rows, "save", save)
-    publisher = RecordingPublisher()
-    monitor, effect = queued_now(publisher)
+    save, publisher, monitor, effect = saving_with(monkeypatch, ProgrammingError("no such column"))
     with pytest.raises(ProgrammingError):
         await monitor._publish(effect)
     assert save.saved == [] and publisher.published == []
@@ -111,10 +119,9 @@ async def test_a_programming_error_is_not_retried_nor_published(
 async def test_a_stopping_monitor_gives_up_on_the_database(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    save = FlakySave(OperationalError("down"), OperationalError("still down"))
-    monkeypatch.setattr(rows, "save", save)
-    publisher = RecordingPublisher()
-    monitor, effect = queued_now(publisher)
+    save, publisher, monitor, effect = saving_with(
+        monkeypatch, OperationalError("down"), OperationalError("still down")
+    )
     monitor.stopping.set()
     with pytest.raises(OperationalError):
         await monitor._publish(effect)
