@@ -86,8 +86,7 @@ class _Subscription:
         generation_id, seq = shared.event["generation_id"], shared.event["seq"]
         lane = self.lanes.pop(generation_id, None)
         if lane is not None and seq == lane.pos + 1:
-            sent, _ = lane.send(shared.frame)
-            metrics.DELIVERED_LIVE.value += sent
+            metrics.DELIVERED_LIVE.value += lane.send(shared.frame)
         elif lane is not None and seq > lane.pos + 1:
             lane.disband()
             lane = None

@@ -57,9 +57,9 @@ class Lane:
         for member in members:
             member.left_lane(self)
 
-    def send(self, frame: bytes) -> tuple[int, list[LaneMember]]:
-        """Write the message after ``pos`` to every member: (how many took it, the members
-        that could not take it now and must decide for themselves). ``pos`` moves on."""
+    def send(self, frame: bytes) -> int:
+        """Write the message after ``pos`` to every member; ``pos`` moves on. Members that
+        cannot take it now leave, to decide for themselves. Returns how many took it."""
         size, sent, declined, partial = len(frame), 0, [], []
         for member, (protocol, transport, send) in self.slots.items():
             # Twisted holding bytes for it (a pong, a ping, a close) goes first, in order;
@@ -80,4 +80,4 @@ class Lane:
         self.pos += 1
         for member in partial:
             self.evict(member)  # sent, but its socket is backed up: it decides from now
-        return sent, declined
+        return sent

@@ -84,29 +84,25 @@ class Publisher:
         generation_id = event["generation_id"]
         groups = (generation_group(generation_id), firehose_group())
         if self.group_channel is not None:
-            await self._retrying(self._record, generation_id, event["text"], event, groups)
+            await self._retrying(self._record, event, groups)
         else:
-            await self._retrying(self._record, generation_id, event["text"])
+            await self._retrying(self._record, event, ())
             for group in groups:
                 await self._retrying(self.layer.group_send, group, event)
         metrics.message_published(message)
 
-    async def _record(
-        self,
-        generation_id: str,
-        text: str,
-        event: LayerEvent | None = None,
-        groups: tuple[str, ...] = (),
-    ) -> None:
-        """The state and the log, and (given ``event``) the publication to ``groups`` in
-        the same transaction: recorded before anyone can hear of it, in one round trip."""
+    async def _record(self, event: LayerEvent, groups: tuple[str, ...]) -> None:
+        """The state and the log, and the publication to ``groups`` (none: the layer's own
+        ``group_send`` follows) in the same transaction: recorded before anyone can hear of
+        it, in one round trip."""
+        generation_id, text = event["generation_id"], event["text"]
         key = log_key(generation_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(state_key(generation_id), text, ex=self.state_ttl)
             pipe.rpush(key, text)
             pipe.ltrim(key, -self.log_length, -1)
             pipe.expire(key, self.state_ttl)
-            if event is not None and self.group_channel is not None:
+            if groups and self.group_channel is not None:
                 payload = self.layer.serialize(event)
                 for group in groups:
                     pipe.publish(self.group_channel(group), payload)
