@@ -51,6 +51,13 @@ class Client:
     frames: int = 0  # every text frame, not only the steps
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def record(self, step: int, now: float) -> None:
+        """A step's message arrived (the first time; again is a duplicate)."""
+        if step in self.received:
+            self.duplicates += 1
+        else:
+            self.received[step] = now
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -79,11 +86,7 @@ def relay_reader(client: Client):
             found = STEP.search(payload)
             if found is None:
                 return
-            step = int(found.group(1))
-            if step in client.received:
-                client.duplicates += 1
-            else:
-                client.received[step] = now
+            client.record(int(found.group(1)), now)
         elif payload.startswith(TERMINAL):
             client.done.set()
 
@@ -99,10 +102,7 @@ def direct_reader(client: Client, steps: int):
         if b'"node": "1"' not in payload or found is None:
             return
         step = int(found.group(1))
-        if step in client.received:
-            client.duplicates += 1
-        else:
-            client.received[step] = now
+        client.record(step, now)
         if step == steps:
             client.done.set()
 
