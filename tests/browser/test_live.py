@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import Page, WebSocket, WebSocketRoute, expect
@@ -135,6 +135,23 @@ def log_in_both(gallery: Page, admin: Page, owner: str, staff: str) -> None:
     expect(admin.locator("#active-connection")).to_have_attribute("data-state", "connected")
 
 
+Tap = TypeVar("Tap", bound=Frames)
+
+
+def both_watching(
+    new_context, owner: str, tap: type[Tap], steps: int, high: int
+) -> tuple[Page, Page, dict[str, Tap], str]:
+    """The owner's gallery and staff's active list, each tapped from its first socket,
+    following a new slow generation of ``steps`` until both show step 8 (but not ``high``)."""
+    context, gallery, admin = open_pages(new_context, owner, "root")
+    frames = {"gallery": tap(gallery), "admin": tap(admin)}
+    log_in_both(gallery, admin, owner, "root")
+    gid = api_create(context, {"workflow": slow_noise(steps=steps, seconds=0.25)})["id"]
+    wait_progress(gallery, f'.card[data-id="{gid}"]', 8, high)
+    wait_progress(admin, f'tr[data-id="{gid}"]', 8, high)
+    return gallery, admin, frames, gid
+
+
 def last_heard(frames: dict[str, Frames], generation_id: str) -> dict[str, int]:
     return {name: max(f.seqs(generation_id)) for name, f in frames.items()}
 
@@ -167,12 +184,7 @@ def finish_and_check(
 
 
 def test_both_pages_resume_after_daphne_restarts(live, new_context):
-    context, gallery, admin = open_pages(new_context, "ivy", "root")
-    frames = {"gallery": Frames(gallery), "admin": Frames(admin)}
-    log_in_both(gallery, admin, "ivy", "root")
-    gid = api_create(context, {"workflow": slow_noise(steps=60, seconds=0.25)})["id"]
-    wait_progress(gallery, f'.card[data-id="{gid}"]', 8, 40)
-    wait_progress(admin, f'tr[data-id="{gid}"]', 8, 40)
+    gallery, admin, frames, gid = both_watching(new_context, "ivy", Frames, steps=60, high=40)
 
     live.stop_daphne()  # every socket is cut; the generation goes on unheard
     last = last_heard(frames, gid)
@@ -192,12 +204,7 @@ def test_both_pages_resume_after_daphne_restarts(live, new_context):
 
 
 def test_both_pages_resume_after_a_4503_close(live, new_context):
-    context, gallery, admin = open_pages(new_context, "jack", "root")
-    frames = {"gallery": Relay(gallery), "admin": Relay(admin)}
-    log_in_both(gallery, admin, "jack", "root")
-    gid = api_create(context, {"workflow": slow_noise(steps=50, seconds=0.25)})["id"]
-    wait_progress(gallery, f'.card[data-id="{gid}"]', 8, 50)
-    wait_progress(admin, f'tr[data-id="{gid}"]', 8, 50)
+    gallery, admin, frames, gid = both_watching(new_context, "jack", Relay, steps=50, high=50)
 
     for relay in frames.values():
         relay.cut(4503)
