@@ -94,10 +94,18 @@ def backlog(transport: Any) -> int:
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
+def _takes_our_frames(protocol: Any) -> bool:
+    """Open, nothing in autobahn's own queue, and no compression: our unmasked text frame,
+    written as is, is what autobahn itself would send next."""
+    return bool(
+        protocol.state == _OPEN and not protocol.send_queue and protocol._perMessageCompress is None
+    )
+
+
 def lane_slot(protocol: Any) -> tuple[Any, Any, Any] | None:
     """What a lane needs to write to this socket straight to the kernel (its protocol, its
     transport and the socket's ``send``), or None when ``write`` could not either."""
-    if protocol.state != _OPEN or protocol.send_queue or protocol._perMessageCompress is not None:
+    if not _takes_our_frames(protocol):
         return None
     transport = protocol.transport
     try:
@@ -112,7 +120,7 @@ def lane_slot(protocol: Any) -> tuple[Any, Any, Any] | None:
 def write(protocol: Any, frame: bytes) -> int:
     """Put one pre-framed message on the socket: ``SENT``, ``FALLBACK`` (nothing written: use
     the ordinary path) or ``SLOW`` (nothing written: the socket holds too much already)."""
-    if protocol.state != _OPEN or protocol.send_queue or protocol._perMessageCompress is not None:
+    if not _takes_our_frames(protocol):
         return FALLBACK
     transport = protocol.transport
     try:  # Twisted's TCP transport: what it holds, and its socket
